@@ -1,0 +1,1 @@
+//! Client for the Infrastructure Manager REST API (work in progress).

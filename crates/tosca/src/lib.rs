@@ -1,0 +1,1 @@
+//! TOSCA Simple Profile parser and validator (work in progress).
