@@ -1,0 +1,33 @@
+//! The command line: `orchestrator [--config FILE] <command>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// PaaS Orchestrator of the INFN DataCloud.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator", version, about)]
+pub struct Cli {
+    /// A TOML file with settings (keys are the environment variable names);
+    /// environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The roles of the binary (DESIGN.md §1).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (and, as later roles land, the engine and the relay).
+    Serve {
+        /// Address to listen on (overrides LISTEN_ADDR).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+}

@@ -1,0 +1,497 @@
+//! Typed configuration, read once at start from environment variables (names as in
+//! orchestrator-python where one exists, DESIGN.md §1) and an optional TOML file given
+//! with `--config`. Environment variables win over the file, the file over defaults.
+//! Every value is validated here, so a bad setting stops the process with a message
+//! naming the variable instead of failing later in a request.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration value that is wrong, named after its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration {var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or TOML key, upper-cased).
+    pub var: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, message: impl Into<String>) -> Self {
+        Self {
+            var: var.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` shows `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where authorization decisions are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzMode {
+    /// The Rego policy evaluated in-process.
+    Embedded,
+    /// A remote OPA server.
+    Opa,
+}
+
+/// One trusted OIDC issuer (`TRUSTED_IDP_LIST`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedIdp {
+    /// Issuer URL as it appears in `iss` (trailing slashes ignored when comparing).
+    pub issuer: String,
+    /// Client id for refreshing tokens at the issuer's token endpoint.
+    pub client_id: Option<String>,
+    /// Client secret for the same.
+    pub client_secret: Option<Secret>,
+    /// The claim holding the user's groups.
+    pub group_claim: String,
+    /// When set, tokens must carry this audience.
+    pub audience: Option<String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LISTEN_ADDR`: where the HTTP API listens.
+    pub listen_addr: SocketAddr,
+    /// `DB_URL`, normalised to `sqlite://`, `postgres://` or `mysql://`.
+    pub db_url: String,
+    /// `DB_MAX_CONNECTIONS`: connection pool size.
+    pub db_max_connections: u32,
+    /// `LOG_LEVEL`: a tracing filter (`info`, `debug`, `orchestrator=debug,info`).
+    pub log_level: String,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+    /// `BASE_URL`: public URL of the service, for absolute links; when unset, links
+    /// are built from the request's `Host` and `X-Forwarded-*` headers.
+    pub base_url: Option<String>,
+    /// `TRUSTED_IDP_LIST`: issuers whose tokens are accepted.
+    pub trusted_idps: Vec<TrustedIdp>,
+    /// `ADMIN_GROUPS`: groups whose members are administrators.
+    pub admin_groups: Vec<String>,
+    /// `IDP_TIMEOUT` (seconds): timeout of calls to issuers.
+    pub idp_timeout: Duration,
+    /// `AUTHZ_MODE`: `embedded` or `opa`.
+    pub authz_mode: AuthzMode,
+    /// `OPA_AUTHZ_URL`: the OPA data path queried in `opa` mode.
+    pub opa_authz_url: String,
+    /// `OPA_TIMEOUT` (seconds).
+    pub opa_timeout: Duration,
+    /// `POLICY_FILE`: a Rego policy replacing the shipped one.
+    pub policy_file: Option<PathBuf>,
+    /// `POLICY_DATA_FILE`: a JSON data document replacing the one built from settings.
+    pub policy_data_file: Option<PathBuf>,
+    /// `DATA_DIR`: where generated files (the secret key) live.
+    pub data_dir: PathBuf,
+}
+
+/// Raw settings from the environment and the file, looked up by variable name.
+struct Settings {
+    values: HashMap<String, String>,
+}
+
+impl Settings {
+    fn get(&self, var: &str) -> Option<&str> {
+        self.values
+            .get(var)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn string(&self, var: &str, default: &str) -> String {
+        self.get(var).unwrap_or(default).trim().to_string()
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        var: &str,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new(var, format!("expected {what}, got '{raw}'"))),
+        }
+    }
+
+    fn seconds(&self, var: &str, default: u64) -> Result<Duration, ConfigError> {
+        let secs: f64 = self.parse(var, default as f64, "a number of seconds")?;
+        if !(secs > 0.0 && secs.is_finite()) {
+            return Err(ConfigError::new(
+                var,
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    fn path(&self, var: &str) -> Option<PathBuf> {
+        self.get(var).map(|p| PathBuf::from(p.trim()))
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment and an optional file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(std::env::vars(), file)
+    }
+
+    /// Reads the configuration from the given variables and an optional TOML file
+    /// (keys are the variable names, case-insensitive).
+    pub fn from_sources(
+        env: impl IntoIterator<Item = (String, String)>,
+        file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let mut values = HashMap::new();
+        if let Some(path) = file {
+            values = read_toml(path)?;
+        }
+        values.extend(env);
+        Self::from_settings(&Settings { values })
+    }
+
+    fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let listen_addr = s.parse(
+            "LISTEN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8000)),
+            "an address like 127.0.0.1:8000",
+        )?;
+        let db_url = normalize_db_url(&s.string("DB_URL", "sqlite://orchestrator.db"))
+            .map_err(|m| ConfigError::new("DB_URL", m))?;
+        let db_max_connections: u32 = s.parse("DB_MAX_CONNECTIONS", 10, "a positive integer")?;
+        if db_max_connections == 0 {
+            return Err(ConfigError::new("DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let log_format = match s.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("expected 'text' or 'json', got '{other}'"),
+                ))
+            }
+        };
+        let base_url = match s.get("BASE_URL") {
+            None => None,
+            Some(raw) => {
+                let url = url::Url::parse(raw.trim())
+                    .map_err(|e| ConfigError::new("BASE_URL", format!("not a URL: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(ConfigError::new("BASE_URL", "must be an http(s) URL"));
+                }
+                Some(url.as_str().trim_end_matches('/').to_string())
+            }
+        };
+        match s
+            .string("AUTHN_MODE", "local")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "local" | "oidc" => {}
+            other => {
+                return Err(ConfigError::new(
+                    "AUTHN_MODE",
+                    format!("expected 'local' (OIDC bearer tokens), got '{other}'"),
+                ))
+            }
+        }
+        let authz_mode = match s
+            .string("AUTHZ_MODE", "embedded")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "embedded" => AuthzMode::Embedded,
+            "opa" => AuthzMode::Opa,
+            other => {
+                return Err(ConfigError::new(
+                    "AUTHZ_MODE",
+                    format!("expected 'embedded' or 'opa', got '{other}'"),
+                ))
+            }
+        };
+        let opa_authz_url = s.string(
+            "OPA_AUTHZ_URL",
+            "http://localhost:8181/v1/data/orchestrator",
+        );
+        url::Url::parse(&opa_authz_url)
+            .map_err(|e| ConfigError::new("OPA_AUTHZ_URL", format!("not a URL: {e}")))?;
+        let admin_groups: Vec<String> = s
+            .string("ADMIN_GROUPS", "admins")
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        Ok(Self {
+            listen_addr,
+            db_url,
+            db_max_connections,
+            log_level: s.string("LOG_LEVEL", "info"),
+            log_format,
+            base_url,
+            trusted_idps: parse_trusted_idps(s.get("TRUSTED_IDP_LIST"))?,
+            admin_groups,
+            idp_timeout: s.seconds("IDP_TIMEOUT", 5)?,
+            authz_mode,
+            opa_authz_url,
+            opa_timeout: s.seconds("OPA_TIMEOUT", 5)?,
+            policy_file: existing_file(s, "POLICY_FILE")?,
+            policy_data_file: existing_file(s, "POLICY_DATA_FILE")?,
+            data_dir: s.path("DATA_DIR").unwrap_or_else(|| PathBuf::from(".")),
+        })
+    }
+}
+
+fn existing_file(s: &Settings, var: &str) -> Result<Option<PathBuf>, ConfigError> {
+    match s.path(var) {
+        Some(path) if !path.is_file() => Err(ConfigError::new(
+            var,
+            format!("'{}' is not a readable file", path.display()),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn read_toml(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new("--config", format!("cannot read '{}': {e}", path.display()))
+    })?;
+    let table: toml::Table = text.parse().map_err(|e| {
+        ConfigError::new("--config", format!("'{}' is not TOML: {e}", path.display()))
+    })?;
+    Ok(table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                // Lists and tables (TRUSTED_IDP_LIST) are handed on as JSON, the form the
+                // environment variable takes.
+                other => serde_json::to_string(&other).unwrap_or_default(),
+            };
+            (key.to_ascii_uppercase(), text)
+        })
+        .collect())
+}
+
+/// Accepts the URL forms of DESIGN.md §1, including orchestrator-python's SQLAlchemy
+/// spellings, and returns the one sqlx understands.
+pub fn normalize_db_url(raw: &str) -> Result<String, String> {
+    let (scheme, rest) = raw
+        .split_once("://")
+        .or_else(|| raw.split_once(':'))
+        .ok_or_else(|| {
+            format!("'{raw}' is not a database URL (sqlite://, postgres://, mysql://)")
+        })?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" | "sqlite+pysqlite" | "sqlite+aiosqlite" => "sqlite",
+        "postgres"
+        | "postgresql"
+        | "postgresql+psycopg"
+        | "postgresql+psycopg2"
+        | "postgresql+asyncpg" => "postgres",
+        "mysql" | "mariadb" | "mysql+pymysql" | "mysql+mysqldb" | "mysql+aiomysql" => "mysql",
+        other => return Err(format!("unsupported database scheme '{other}'")),
+    };
+    if rest.is_empty() || (scheme == "sqlite" && rest == "/") {
+        return Err("the database location is missing".into());
+    }
+    if scheme == "sqlite" && rest.starts_with("/:memory:") {
+        return Ok("sqlite::memory:".into());
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdpEntry {
+    Url(String),
+    Full {
+        issuer: String,
+        client_id: Option<String>,
+        client_secret: Option<String>,
+        group_claim: Option<String>,
+        audience: Option<String>,
+    },
+}
+
+fn parse_trusted_idps(raw: Option<&str>) -> Result<Vec<TrustedIdp>, ConfigError> {
+    const VAR: &str = "TRUSTED_IDP_LIST";
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<IdpEntry> = serde_json::from_str(raw).map_err(|e| {
+        ConfigError::new(
+            VAR,
+            format!("expected a JSON list of issuer URLs or of {{\"issuer\", ...}} objects: {e}"),
+        )
+    })?;
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let idp = match entry {
+                IdpEntry::Url(issuer) => TrustedIdp {
+                    issuer,
+                    client_id: None,
+                    client_secret: None,
+                    group_claim: "groups".into(),
+                    audience: None,
+                },
+                IdpEntry::Full {
+                    issuer,
+                    client_id,
+                    client_secret,
+                    group_claim,
+                    audience,
+                } => TrustedIdp {
+                    issuer,
+                    client_id,
+                    client_secret: client_secret.map(Secret::new),
+                    group_claim: group_claim.unwrap_or_else(|| "groups".into()),
+                    audience,
+                },
+            };
+            match url::Url::parse(&idp.issuer) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(idp),
+                _ => Err(ConfigError::new(
+                    VAR,
+                    format!("entry {i}: issuer '{}' is not an http(s) URL", idp.issuer),
+                )),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_sources(
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            None,
+        )
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.db_url, "sqlite://orchestrator.db");
+        assert_eq!(c.authz_mode, AuthzMode::Embedded);
+        assert_eq!(c.admin_groups, ["admins"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("LISTEN_ADDR", "nowhere"),
+            ("DB_URL", "oracle://x"),
+            ("LOG_FORMAT", "xml"),
+            ("AUTHZ_MODE", "maybe"),
+            ("IDP_TIMEOUT", "-1"),
+            ("TRUSTED_IDP_LIST", "not json"),
+            ("DB_MAX_CONNECTIONS", "0"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn sqlalchemy_urls_mean_the_same_database() {
+        assert_eq!(
+            normalize_db_url("postgresql+psycopg://u:p@h/db").unwrap(),
+            "postgres://u:p@h/db"
+        );
+        assert_eq!(
+            normalize_db_url("mysql+pymysql://u@h/db").unwrap(),
+            "mysql://u@h/db"
+        );
+        assert_eq!(
+            normalize_db_url("sqlite+pysqlite:///abs/x.db").unwrap(),
+            "sqlite:///abs/x.db"
+        );
+        assert_eq!(
+            normalize_db_url("sqlite://rel.db").unwrap(),
+            "sqlite://rel.db"
+        );
+    }
+
+    #[test]
+    fn trusted_issuers_come_as_urls_or_objects_and_secrets_stay_hidden() {
+        let c = load(&[(
+            "TRUSTED_IDP_LIST",
+            r#"["https://a.example/", {"issuer": "https://b.example", "client_id": "c", "client_secret": "s3cr3t", "audience": "orch"}]"#,
+        )])
+        .unwrap();
+        assert_eq!(c.trusted_idps.len(), 2);
+        assert_eq!(c.trusted_idps[0].group_claim, "groups");
+        assert_eq!(c.trusted_idps[1].audience.as_deref(), Some("orch"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen_addr = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
+        let c = Config::from_sources([("LOG_LEVEL".to_string(), "warn".to_string())], Some(&path))
+            .unwrap();
+        assert_eq!(c.listen_addr.port(), 9000);
+        assert_eq!(c.log_level, "warn");
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "this is = = not toml").unwrap();
+        let err = Config::from_sources(Vec::new(), Some(&path)).unwrap_err();
+        assert_eq!(err.var, "--config");
+    }
+}

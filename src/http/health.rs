@@ -1,0 +1,88 @@
+//! `GET /api/v1/health` (no token): the state of each component this instance
+//! depends on, 200 when all are healthy and 500 otherwise (DESIGN.md §3).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::domain::Timestamp;
+
+/// Health report. A component field appears only when that component is enabled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// The database.
+    pub db_connection: &'static str,
+    /// OPA, in `AUTHZ_MODE=opa`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opa_connection: Option<&'static str>,
+    /// Vault, when `VAULT_ENABLE` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault_connection: Option<&'static str>,
+    /// Kafka, when `KAFKA_ENABLE` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_connection: Option<&'static str>,
+    /// When the report was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: Timestamp,
+    /// What is wrong, when unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn word(ok: bool) -> &'static str {
+    if ok {
+        "healthy"
+    } else {
+        "unhealthy"
+    }
+}
+
+/// Reports the health of the service and its components.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Every component is healthy", body = Health),
+        (status = 500, description = "A component is unhealthy", body = Health),
+    ))]
+pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health>) {
+    let mut problems = Vec::new();
+    let db_ok = match app.store.ping(PROBE_TIMEOUT).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: database unreachable");
+            problems.push("database unreachable".to_string());
+            false
+        }
+    };
+    let healthy = problems.is_empty();
+    let report = Health {
+        status: word(healthy),
+        db_connection: word(db_ok),
+        opa_connection: None,
+        vault_connection: None,
+        kafka_connection: None,
+        timestamp: Timestamp::now(),
+        details: (!healthy).then(|| problems.join("; ")),
+    };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (code, Json(report))
+}
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_health))
+}

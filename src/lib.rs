@@ -1,0 +1,10 @@
+//! The PaaS Orchestrator of the INFN DataCloud. See `ARCHITECTURE.md` for where each
+//! layer lives; `main.rs` only parses the command line and calls into this library.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;
+pub mod telemetry;
