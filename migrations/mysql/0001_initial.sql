@@ -7,9 +7,9 @@ CREATE TABLE users (
     name VARCHAR(255) NOT NULL,
     username VARCHAR(255) NOT NULL,
     email VARCHAR(255) NOT NULL,
-    picture LONGTEXT,
-    public_ssh_key LONGTEXT,
-    refresh_token LONGTEXT,
+    picture LONGTEXT COLLATE utf8mb4_unicode_ci,
+    public_ssh_key LONGTEXT COLLATE utf8mb4_unicode_ci,
+    refresh_token LONGTEXT COLLATE utf8mb4_unicode_ci,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     CONSTRAINT users_sub_issuer UNIQUE (sub, issuer)
@@ -21,7 +21,7 @@ CREATE TABLE templates (
     version VARCHAR(255),
     target_provider_type VARCHAR(255),
     tosca_definition_version VARCHAR(255) NOT NULL,
-    content LONGTEXT NOT NULL,
+    content LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
     checksum VARCHAR(64) NOT NULL,
     created_at BIGINT NOT NULL,
     created_by VARCHAR(36) NOT NULL,
@@ -36,8 +36,8 @@ CREATE INDEX templates_created_at ON templates (created_at);
 CREATE TABLE deployments (
     id VARCHAR(36) PRIMARY KEY NOT NULL,
     template_id VARCHAR(36) NOT NULL,
-    template_inputs LONGTEXT NOT NULL,
-    template_outputs LONGTEXT NOT NULL,
+    template_inputs LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
+    template_outputs LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
     user_group VARCHAR(255) NOT NULL,
     per_provider_max_retries BIGINT NOT NULL,
     max_providers BIGINT,
@@ -49,10 +49,10 @@ CREATE TABLE deployments (
     target_iaas_project VARCHAR(255),
     im_infra_id VARCHAR(255),
     status BIGINT NOT NULL,
-    status_reason LONGTEXT,
+    status_reason LONGTEXT COLLATE utf8mb4_unicode_ci,
     task BIGINT NOT NULL,
-    im_logs LONGTEXT,
-    callback LONGTEXT,
+    im_logs LONGTEXT COLLATE utf8mb4_unicode_ci,
+    callback LONGTEXT COLLATE utf8mb4_unicode_ci,
     version BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     created_by VARCHAR(36) NOT NULL,
@@ -85,8 +85,8 @@ CREATE TABLE resources (
     instance_index BIGINT NOT NULL,
     im_vm_idx VARCHAR(255),
     status BIGINT NOT NULL,
-    status_reason LONGTEXT,
-    metadata LONGTEXT,
+    status_reason LONGTEXT COLLATE utf8mb4_unicode_ci,
+    metadata LONGTEXT COLLATE utf8mb4_unicode_ci,
     created_at BIGINT NOT NULL,
     created_by VARCHAR(36) NOT NULL,
     updated_at BIGINT NOT NULL,
@@ -110,7 +110,7 @@ CREATE TABLE deployment_logs (
     deployment_id VARCHAR(36) NOT NULL,
     created_at BIGINT NOT NULL,
     source VARCHAR(255) NOT NULL,
-    message LONGTEXT NOT NULL
+    message LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX deployment_logs_deployment ON deployment_logs (deployment_id, created_at);
 
@@ -126,7 +126,7 @@ CREATE TABLE deployment_attempts (
     ended_at BIGINT,
     outcome VARCHAR(255) NOT NULL,
     im_infra_id VARCHAR(255),
-    error LONGTEXT,
+    error LONGTEXT COLLATE utf8mb4_unicode_ci,
     destroyed BIGINT NOT NULL,
     FOREIGN KEY (deployment_id) REFERENCES deployments (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
@@ -136,14 +136,14 @@ CREATE TABLE jobs (
     id VARCHAR(36) PRIMARY KEY NOT NULL,
     deployment_id VARCHAR(36) NOT NULL,
     kind VARCHAR(255) NOT NULL,
-    payload LONGTEXT NOT NULL,
+    payload LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
     state VARCHAR(255) NOT NULL,
-    progress LONGTEXT NOT NULL,
+    progress LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
     run_after BIGINT NOT NULL,
     lease_owner VARCHAR(36),
     lease_until BIGINT,
     attempts BIGINT NOT NULL,
-    last_error LONGTEXT,
+    last_error LONGTEXT COLLATE utf8mb4_unicode_ci,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     FOREIGN KEY (deployment_id) REFERENCES deployments (id) ON DELETE CASCADE
@@ -156,12 +156,12 @@ CREATE TABLE outbox (
     id VARCHAR(36) NOT NULL,
     topic VARCHAR(255) NOT NULL,
     message_key VARCHAR(255) NOT NULL,
-    payload LONGTEXT NOT NULL,
+    payload LONGTEXT COLLATE utf8mb4_unicode_ci NOT NULL,
     created_at BIGINT NOT NULL,
     published_at BIGINT,
     attempts BIGINT NOT NULL,
     next_attempt_at BIGINT NOT NULL,
-    last_error LONGTEXT,
+    last_error LONGTEXT COLLATE utf8mb4_unicode_ci,
     CONSTRAINT outbox_id UNIQUE (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX outbox_pending ON outbox (published_at, seq);

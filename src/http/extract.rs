@@ -82,12 +82,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
             let mut loc = pointer(err.path());
             let msg = strip_position(&inner.to_string());
-            // serde reports a missing or unknown field at its parent; point at the field.
-            for prefix in ["missing field `", "unknown field `"] {
-                if let Some(rest) = msg.strip_prefix(prefix) {
-                    if let Some(name) = rest.split('`').next() {
-                        loc = format!("{}/{}", loc.trim_end_matches('/'), escape(name));
-                    }
+            // serde reports a missing field at its parent; point at the field.
+            if let Some(rest) = msg.strip_prefix("missing field `") {
+                if let Some(name) = rest.split('`').next() {
+                    loc = format!("{loc}/{}", escape(name));
                 }
             }
             let loc = if loc.is_empty() { "/".to_string() } else { loc };

@@ -268,3 +268,38 @@ pub fn sql(conn: &Conn, query: &str) -> String {
 pub(crate) fn uuid_column(text: &str) -> StoreResult<uuid::Uuid> {
     uuid::Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("id '{text}': {e}")))
 }
+
+/// A text column of unbounded size. MySQL reports `LONGTEXT` as a blob type through
+/// sqlx's `Any` driver, where `String` refuses to decode it; this type accepts text
+/// and UTF-8 blobs alike, so one row struct reads every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl sqlx::Type<sqlx::Any> for Text {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        use sqlx::any::AnyTypeInfoKind;
+        matches!(ty.kind, AnyTypeInfoKind::Text | AnyTypeInfoKind::Blob)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Text {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::any::AnyTypeInfoKind;
+        use sqlx::Decode;
+        if sqlx::ValueRef::type_info(&value).kind == AnyTypeInfoKind::Blob {
+            let bytes = <Vec<u8> as Decode<sqlx::Any>>::decode(value)?;
+            return Ok(Self(String::from_utf8(bytes)?));
+        }
+        Ok(Self(<String as Decode<sqlx::Any>>::decode(value)?))
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> String {
+        text.0
+    }
+}

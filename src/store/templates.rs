@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::list::{bind_rows, bind_scalar, filter, order_and_page};
-use super::{sql, uuid_column, Conn, StoreResult};
+use super::{sql, uuid_column, Conn, StoreResult, Text};
 use crate::domain::list::{Field, FieldKind, ListQuery, ListSpec};
 use crate::domain::{Template, Timestamp};
 
@@ -86,7 +86,7 @@ struct Row {
     version: Option<String>,
     target_provider_type: Option<String>,
     tosca_definition_version: String,
-    content: String,
+    content: Text,
     checksum: String,
     created_at: i64,
     created_by: String,
@@ -103,7 +103,7 @@ impl TryFrom<Row> for Template {
             version: r.version,
             target_provider_type: r.target_provider_type,
             tosca_definition_version: r.tosca_definition_version,
-            content: r.content,
+            content: r.content.0,
             checksum: r.checksum,
             created_at: Timestamp::from_micros(r.created_at),
             created_by: uuid_column(&r.created_by)?,

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::list::{bind_rows, bind_scalar, filter, order_and_page};
-use super::{sql, uuid_column, Conn, StoreResult};
+use super::{sql, uuid_column, Conn, StoreResult, Text};
 use crate::domain::list::{Field, FieldKind, ListQuery, ListSpec};
 use crate::domain::{Timestamp, User};
 
@@ -75,9 +75,9 @@ struct Row {
     name: String,
     username: String,
     email: String,
-    picture: Option<String>,
-    public_ssh_key: Option<String>,
-    refresh_token: Option<String>,
+    picture: Option<Text>,
+    public_ssh_key: Option<Text>,
+    refresh_token: Option<Text>,
     created_at: i64,
     updated_at: i64,
 }
@@ -92,9 +92,9 @@ impl TryFrom<Row> for User {
             name: r.name,
             username: r.username,
             email: r.email,
-            picture: r.picture,
-            public_ssh_key: r.public_ssh_key,
-            refresh_token: r.refresh_token,
+            picture: r.picture.map(String::from),
+            public_ssh_key: r.public_ssh_key.map(String::from),
+            refresh_token: r.refresh_token.map(String::from),
             created_at: Timestamp::from_micros(r.created_at),
             updated_at: Timestamp::from_micros(r.updated_at),
         })

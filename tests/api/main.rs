@@ -1,0 +1,7 @@
+//! HTTP integration tests: the real application on 127.0.0.1:0, spoken to over HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod helpers;
+
+mod health;
