@@ -8,8 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::oidc::HttpIdentityProvider;
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::http::{self, AppInner, AppState};
+use crate::secrets::sealed::SealedStore;
 use crate::store::Store;
 
 /// A service ready to run: state built, port bound.
@@ -53,7 +56,31 @@ impl Server {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on LISTEN_ADDR {}", config.listen_addr))?;
-        let state = AppState(Arc::new(AppInner { config, store }));
+        let auth = Authenticator::new(
+            config.trusted_idps.clone(),
+            Arc::new(HttpIdentityProvider::new(config.idp_timeout)),
+        );
+        let policy = crate::policy::build(&config)?;
+        let secrets = Arc::new(SealedStore::load_or_create(
+            config.secret_key.as_ref().map(|k| k.expose()),
+            &config.data_dir,
+        )?);
+        if config.trusted_idps.is_empty() {
+            tracing::warn!(
+                "TRUSTED_IDP_LIST is empty: every authenticated request will be refused"
+            );
+        }
+        let state = AppState(Arc::new(AppInner {
+            config,
+            store,
+            auth,
+            policy,
+            user_ids: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
+            secrets,
+        }));
         Ok(Self { listener, state })
     }
 
@@ -107,4 +134,58 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// `orchestrator dev`: the service on loopback with a development issuer whose
+/// tokens it prints. Refuses any address but loopback: the issuer signs for anyone.
+pub async fn dev(mut config: Config) -> anyhow::Result<()> {
+    use crate::auth::dev_issuer::{DevIssuer, DevUser, TokenOptions};
+    if !config.listen_addr.ip().is_loopback() {
+        anyhow::bail!(
+            "orchestrator dev only listens on loopback (LISTEN_ADDR or --listen), not {}",
+            config.listen_addr
+        );
+    }
+    let issuer = DevIssuer::start(0).await?;
+    for (sub, groups) in [
+        ("dev-admin", vec!["admins", "users"]),
+        ("dev-user", vec!["users"]),
+    ] {
+        issuer.add_user(DevUser {
+            sub: sub.into(),
+            name: sub.replace('-', " "),
+            username: sub.into(),
+            email: format!("{sub}@localhost"),
+            groups: groups.into_iter().map(String::from).collect(),
+        });
+    }
+    config.trusted_idps.insert(
+        0,
+        crate::config::TrustedIdp {
+            issuer: issuer.issuer().to_string(),
+            client_id: Some("orchestrator-dev".into()),
+            client_secret: Some(crate::config::Secret::new("dev")),
+            group_claim: "groups".into(),
+            audience: None,
+        },
+    );
+    if !config.admin_groups.iter().any(|g| g == "admins") {
+        config.admin_groups.push("admins".into());
+    }
+    let options = TokenOptions {
+        lifetime_secs: 12 * 3600,
+        ..Default::default()
+    };
+    let admin = issuer.token("dev-admin", &options);
+    let user = issuer.token("dev-user", &options);
+    let server = Server::build(config).await?;
+    let addr = server.local_addr();
+    println!("orchestrator dev: API on http://{addr}/api/v1, docs on http://{addr}/docs/");
+    println!(
+        "development issuer: {} (tokens valid 12 hours)",
+        issuer.issuer()
+    );
+    println!("\nADMIN_TOKEN={admin}\n\nUSER_TOKEN={user}\n");
+    println!("try: curl -H \"Authorization: Bearer $USER_TOKEN\" http://{addr}/api/v1/users/me\n");
+    server.run().await
 }

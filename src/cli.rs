@@ -30,4 +30,10 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// `serve` on loopback with a development identity provider; prints tokens.
+    Dev {
+        /// Address to listen on (overrides LISTEN_ADDR); must be a loopback address.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
 }

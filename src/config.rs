@@ -119,6 +119,9 @@ pub struct Config {
     pub policy_data_file: Option<PathBuf>,
     /// `DATA_DIR`: where generated files (the secret key) live.
     pub data_dir: PathBuf,
+    /// `SECRET_KEY`: 32 bytes (base64 or hex) sealing stored secrets; generated into
+    /// `DATA_DIR/secret.key` when unset.
+    pub secret_key: Option<Secret>,
 }
 
 /// Raw settings from the environment and the file, looked up by variable name.
@@ -277,6 +280,7 @@ impl Config {
             policy_file: existing_file(s, "POLICY_FILE")?,
             policy_data_file: existing_file(s, "POLICY_DATA_FILE")?,
             data_dir: s.path("DATA_DIR").unwrap_or_else(|| PathBuf::from(".")),
+            secret_key: s.get("SECRET_KEY").map(|k| Secret::new(k.trim())),
         })
     }
 }

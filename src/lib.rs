@@ -2,9 +2,12 @@
 //! layer lives; `main.rs` only parses the command line and calls into this library.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod policy;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

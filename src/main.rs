@@ -27,6 +27,12 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => app::open_store(&config).await.map(|_| {
             tracing::info!("database migrations applied");
         }),
+        Command::Dev { listen } => {
+            if let Some(addr) = listen {
+                config.listen_addr = addr;
+            }
+            app::dev(config).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

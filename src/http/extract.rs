@@ -196,7 +196,16 @@ impl FromRequestParts<AppState> for RequestUrl {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let path = parts.uri.path().to_string();
+        // Nested routers see their path without the nest prefix; links need all of it.
+        let full = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        let path = match full.trim_end_matches('/') {
+            "" => "/".to_string(),
+            trimmed => trimmed.to_string(),
+        };
         if let Some(base) = &state.config.base_url {
             return Ok(Self {
                 base: base.clone(),

@@ -3,10 +3,12 @@
 //! request spans, trailing-slash tolerance under `/api/v1`, the error body for unknown
 //! routes and methods, and the generated OpenAPI document with its `/docs` page.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod list;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -20,7 +22,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::policy::Authorizer;
+use crate::secrets::SecretStore;
 use crate::store::Store;
 use error::ApiError;
 
@@ -30,7 +35,20 @@ pub struct AppInner {
     pub config: Config,
     /// The database.
     pub store: Store,
+    /// Checks bearer tokens.
+    pub auth: Authenticator,
+    /// Takes authorization decisions.
+    pub policy: Arc<dyn Authorizer>,
+    /// Registered user ids by issuer and subject, so a known caller costs no query.
+    pub user_ids: moka::sync::Cache<String, uuid::Uuid>,
+    /// Where refresh tokens and private keys are kept.
+    pub secrets: Arc<dyn SecretStore>,
 }
+
+/// The request path as the client sent it (before trailing-slash trimming): the
+/// policy input carries it, as orchestrator-python's did.
+#[derive(Debug, Clone)]
+pub struct OriginalPath(pub String);
 
 /// Cheap-to-clone handle on the shared state.
 #[derive(Clone)]
@@ -56,11 +74,32 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
         description = "PaaS Orchestrator of the INFN DataCloud: TOSCA templates deployed on cloud providers through the Infrastructure Manager.",
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
+    modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Service health"),
+        (name = "users", description = "Registered users"),
     )
 )]
 struct ApiDoc;
+
+/// Declares the bearer-token security scheme the operations refer to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -69,7 +108,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 fn build(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let _ = state;
-    let v1 = OpenApiRouter::new().merge(health::router());
+    let v1 = OpenApiRouter::new()
+        .merge(health::router())
+        .merge(users::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_V1, v1)
         .split_for_parts()
@@ -156,6 +197,8 @@ where
     }
 
     fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        let original = OriginalPath(req.uri().path().to_string());
+        req.extensions_mut().insert(original);
         let path = req.uri().path();
         if path.len() > 1 && path.ends_with('/') && !path.starts_with("/docs") {
             let trimmed = path.trim_end_matches('/');

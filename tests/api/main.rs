@@ -5,3 +5,4 @@ mod common;
 mod helpers;
 
 mod health;
+mod users;

@@ -1,0 +1,159 @@
+//! Authorization decisions. The same Rego policy (`policy/orchestrator.rego`, or
+//! `POLICY_FILE`) and the same data document are evaluated in-process with regorus
+//! (`AUTHZ_MODE=embedded`, the default) or by a remote OPA (`AUTHZ_MODE=opa`), which
+//! receives the input orchestrator-python sends. Either way the answer is a
+//! [`Decision`]; a policy that cannot be evaluated never allows.
+//!
+//! Decisions are a pure function of the input, so they are cached for a short while:
+//! a client repeating a request pays for one evaluation.
+
+pub mod embedded;
+pub mod opa;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::config::{AuthzMode, Config};
+
+/// The shipped policy.
+pub const SHIPPED_POLICY: &str = include_str!("../../policy/orchestrator.rego");
+
+/// What the policy is asked about.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PolicyInput {
+    /// Token claims merged with userinfo.
+    pub user_info: Map<String, Value>,
+    /// The request path as sent (trailing slash included).
+    pub path: String,
+    /// The HTTP method.
+    pub method: String,
+    /// Whether the request has a body.
+    pub has_body: bool,
+}
+
+/// What the policy answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The request may proceed.
+    pub allow: bool,
+    /// The caller is an administrator.
+    pub is_admin: bool,
+}
+
+/// Why no decision could be taken (always answered 503, never an allow).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// OPA could not be reached or timed out.
+    #[error("the policy service is unreachable: {0}")]
+    Unreachable(String),
+    /// OPA answered something that is not a decision.
+    #[error("the policy service gave no usable decision: {0}")]
+    BadAnswer(String),
+    /// The policy failed to evaluate.
+    #[error("the policy could not be evaluated: {0}")]
+    Evaluation(String),
+}
+
+/// Takes authorization decisions.
+#[async_trait]
+pub trait Authorizer: Send + Sync {
+    /// Decides on one request.
+    async fn decide(&self, input: &PolicyInput) -> Result<Decision, PolicyError>;
+    /// Checks that the decision point is reachable (health), `None` when there is
+    /// nothing remote to check.
+    async fn probe(&self) -> Option<bool>;
+}
+
+/// The `data` document built from the settings (DESIGN.md §5).
+pub fn default_data(config: &Config) -> Value {
+    json!({
+        "trusted_issuers": config.trusted_idps.iter()
+            .map(|idp| json!({"endpoint": idp.issuer, "claim": idp.group_claim}))
+            .collect::<Vec<_>>(),
+        "admin_entitlements": config.admin_groups,
+        "user_endpoints": [
+            {"path": "/api/v1/**", "method": "*"},
+            {"path": "/orchestrator/**", "method": "*"},
+        ],
+    })
+}
+
+/// Loads the data document: `POLICY_DATA_FILE` or the default.
+pub fn load_data(config: &Config) -> anyhow::Result<Value> {
+    match &config.policy_data_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("POLICY_DATA_FILE '{}' is not JSON: {e}", path.display())
+            })
+        }
+        None => Ok(default_data(config)),
+    }
+}
+
+/// Loads the policy text: `POLICY_FILE` or the shipped policy.
+pub fn load_policy(config: &Config) -> anyhow::Result<String> {
+    match &config.policy_file {
+        Some(path) => Ok(std::fs::read_to_string(path)?),
+        None => Ok(SHIPPED_POLICY.to_string()),
+    }
+}
+
+/// Caches decisions of another authorizer.
+pub struct CachedAuthorizer {
+    inner: Arc<dyn Authorizer>,
+    /// Keyed by the input's JSON text: claims, path, method and body flag.
+    cache: moka::sync::Cache<String, Decision>,
+}
+
+impl CachedAuthorizer {
+    /// Caches `inner`'s decisions for `ttl`.
+    pub fn new(inner: Arc<dyn Authorizer>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl Authorizer for CachedAuthorizer {
+    async fn decide(&self, input: &PolicyInput) -> Result<Decision, PolicyError> {
+        let key = serde_json::to_string(input).unwrap_or_default();
+        if let Some(decision) = self.cache.get(&key) {
+            return Ok(decision);
+        }
+        let decision = self.inner.decide(input).await?;
+        self.cache.insert(key, decision);
+        Ok(decision)
+    }
+
+    async fn probe(&self) -> Option<bool> {
+        self.inner.probe().await
+    }
+}
+
+/// Builds the configured authorizer.
+pub fn build(config: &Config) -> anyhow::Result<Arc<dyn Authorizer>> {
+    let data = load_data(config)?;
+    let inner: Arc<dyn Authorizer> = match config.authz_mode {
+        AuthzMode::Embedded => {
+            Arc::new(embedded::EmbeddedPolicy::new(&load_policy(config)?, &data)?)
+        }
+        AuthzMode::Opa => Arc::new(opa::OpaClient::new(
+            &config.opa_authz_url,
+            config.opa_timeout,
+        )),
+    };
+    Ok(Arc::new(CachedAuthorizer::new(
+        inner,
+        Duration::from_secs(30),
+    )))
+}
