@@ -7,7 +7,13 @@
 //! Storage functions take a `&mut Conn` (a pooled connection or a transaction); the
 //! caller decides where the transaction starts and commits it.
 
+pub mod attempts;
+pub mod deployments;
+pub mod jobs;
 pub mod list;
+pub mod logs;
+pub mod outbox;
+pub mod resources;
 pub mod templates;
 pub mod users;
 
@@ -262,6 +268,14 @@ pub fn sql(conn: &Conn, query: &str) -> String {
         }
     }
     out
+}
+
+/// Parses a stored JSON document.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// Parses a stored UUID.

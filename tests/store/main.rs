@@ -177,3 +177,186 @@ on_each_backend! {
         assert_eq!(total, 0);
     }
 }
+
+mod deployments_and_jobs {
+    use super::*;
+    use orchestrator::domain::{Deployment, DeploymentStatus, Job, JobKind, JobState, Task};
+    use orchestrator::store::{deployments, jobs, outbox, Store};
+    use serde_json::json;
+
+    pub async fn seed(store: &Store) -> (User, Template) {
+        let owner = user(1);
+        let t = template(owner.id, "t", format!("c-{}", Uuid::new_v4()));
+        let mut tx = store.begin().await.unwrap();
+        users::insert(&mut tx, &owner).await.unwrap();
+        templates::insert(&mut tx, &t).await.unwrap();
+        tx.commit().await.unwrap();
+        (owner, t)
+    }
+
+    pub fn deployment(owner: Uuid, template: Uuid, status: DeploymentStatus) -> Deployment {
+        let now = Timestamp::now();
+        Deployment {
+            id: Uuid::new_v4(),
+            template_id: template,
+            template_inputs: json!({"cpus": 2}).as_object().unwrap().clone(),
+            template_outputs: Default::default(),
+            user_group: "beta-testers".into(),
+            per_provider_max_retries: 3,
+            max_providers: None,
+            tot_timeout_mins: 60,
+            per_provider_timeout_mins: 30,
+            keep_last_attempt: false,
+            target_provider: None,
+            target_region: None,
+            target_iaas_project: None,
+            im_infra_id: None,
+            status,
+            status_reason: None,
+            task: Task::Submitted,
+            callback: None,
+            version: 1,
+            created_at: now,
+            created_by: owner,
+            updated_at: now,
+            updated_by: owner,
+            owned_by: vec![owner],
+        }
+    }
+
+    on_each_backend! {
+        async fn deployments_round_trip_and_filter_by_owner_and_status(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let other = user(2);
+            let mut tx = store.begin().await.unwrap();
+            users::insert(&mut tx, &other).await.unwrap();
+            let a = deployment(owner.id, t.id, DeploymentStatus::CreateComplete);
+            let b = deployment(owner.id, t.id, DeploymentStatus::CreateFailed);
+            let mut c = deployment(other.id, t.id, DeploymentStatus::CreateComplete);
+            c.created_by = other.id;
+            c.updated_by = other.id;
+            c.owned_by = vec![other.id];
+            for d in [&a, &b, &c] {
+                deployments::insert(&mut tx, d).await.unwrap();
+            }
+            assert!(deployments::add_owner(&mut tx, c.id, owner.id).await.unwrap());
+            assert!(!deployments::add_owner(&mut tx, c.id, owner.id).await.unwrap());
+            tx.commit().await.unwrap();
+
+            let mut conn = store.conn().await.unwrap();
+            assert_eq!(deployments::get(&mut conn, a.id).await.unwrap().unwrap(), a);
+            let me = owner.id.to_string();
+            let (items, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("owned_by", "me"), ("status", "0")], Some(&me))).await.unwrap();
+            assert_eq!(total, 2);
+            assert!(items.iter().all(|d| d.status == DeploymentStatus::CreateComplete));
+            assert_eq!(items.iter().find(|d| d.id == c.id).unwrap().owned_by, vec![other.id, owner.id]);
+            let other_id = other.id.to_string();
+            let (_, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("owned_by", &other_id)], None)).await.unwrap();
+            assert_eq!(total, 1);
+            let (_, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("status", "CREATE_FAILED,CREATE_COMPLETE"), ("keep_last_attempt", "false")], None)).await.unwrap();
+            assert_eq!(total, 3);
+        }
+
+        async fn a_stale_version_does_not_overwrite_a_deployment(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let d = deployment(owner.id, t.id, DeploymentStatus::CreateComplete);
+            let mut tx = store.begin().await.unwrap();
+            deployments::insert(&mut tx, &d).await.unwrap();
+            let mut first = d.clone();
+            first.status = DeploymentStatus::DeleteInProgress;
+            assert!(deployments::update(&mut tx, &first).await.unwrap());
+            let mut second = d.clone();
+            second.status = DeploymentStatus::UpdateInProgress;
+            assert!(!deployments::update(&mut tx, &second).await.unwrap());
+            let stored = deployments::get(&mut tx, d.id).await.unwrap().unwrap();
+            assert_eq!((stored.status, stored.version), (DeploymentStatus::DeleteInProgress, 2));
+        }
+
+        async fn a_job_is_claimed_once_and_resumed_after_its_lease_expires(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let d = deployment(owner.id, t.id, DeploymentStatus::CreateInProgress);
+            let job = Job::new(d.id, JobKind::Create, json!({}));
+            let mut tx = store.begin().await.unwrap();
+            deployments::insert(&mut tx, &d).await.unwrap();
+            jobs::enqueue(&mut tx, &job).await.unwrap();
+            tx.commit().await.unwrap();
+
+            let now = Timestamp::now();
+            let claim = |token: &'static str, at: Timestamp| {
+                let store = store.clone();
+                async move {
+                    let mut tx = store.begin().await.unwrap();
+                    let got = jobs::claim(&mut tx, token, at, 30_000_000).await.unwrap();
+                    tx.commit().await.unwrap();
+                    got
+                }
+            };
+            let first = claim("worker-a", now).await.expect("claimed");
+            assert_eq!((first.id, first.state, first.attempts), (job.id, JobState::Running, 1));
+            assert!(claim("worker-b", now).await.is_none(), "a leased job is not claimed twice");
+            // The lease expires: another worker resumes the job.
+            let later = now.plus_micros(31_000_000);
+            let resumed = claim("worker-b", later).await.expect("resumed");
+            assert_eq!(resumed.lease_owner.as_deref(), Some("worker-b"));
+            let mut conn = store.conn().await.unwrap();
+            assert!(!jobs::release(&mut conn, job.id, "worker-a", &json!({"step": 1}), &jobs::StepEnd::Done).await.unwrap());
+            assert!(jobs::release(&mut conn, job.id, "worker-b", &json!({"step": 2}), &jobs::StepEnd::Again(later)).await.unwrap());
+            let stored = jobs::get(&mut conn, job.id).await.unwrap().unwrap();
+            assert_eq!((stored.state, stored.progress.clone()), (JobState::Pending, json!({"step": 2})));
+        }
+
+        async fn a_cancelled_job_keeps_its_lease_until_the_step_ends(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let d = deployment(owner.id, t.id, DeploymentStatus::CreateInProgress);
+            let create = Job::new(d.id, JobKind::Create, json!({}));
+            let mut tx = store.begin().await.unwrap();
+            deployments::insert(&mut tx, &d).await.unwrap();
+            jobs::enqueue(&mut tx, &create).await.unwrap();
+            tx.commit().await.unwrap();
+            let now = Timestamp::now();
+            let mut tx = store.begin().await.unwrap();
+            jobs::claim(&mut tx, "w1", now, 30_000_000).await.unwrap().unwrap();
+            tx.commit().await.unwrap();
+
+            // The API cancels the create and queues a delete in one transaction.
+            let delete = Job::new(d.id, JobKind::Delete, json!({}));
+            let mut tx = store.begin().await.unwrap();
+            assert_eq!(jobs::cancel_active(&mut tx, d.id, "deleted by the owner").await.unwrap(), 1);
+            jobs::enqueue(&mut tx, &delete).await.unwrap();
+            tx.commit().await.unwrap();
+
+            let mut tx = store.begin().await.unwrap();
+            assert!(jobs::claim(&mut tx, "w2", Timestamp::now(), 30_000_000).await.unwrap().is_none(), "waits for the step in flight");
+            tx.commit().await.unwrap();
+            let mut conn = store.conn().await.unwrap();
+            assert!(!jobs::still_held(&mut conn, create.id, "w1").await.unwrap());
+            assert!(!jobs::release(&mut conn, create.id, "w1", &json!({"im_infra_id": "inf-1"}), &jobs::StepEnd::Done).await.unwrap());
+            let stored = jobs::get(&mut conn, create.id).await.unwrap().unwrap();
+            assert_eq!((stored.state, stored.progress), (JobState::Cancelled, json!({"im_infra_id": "inf-1"})));
+            drop(conn);
+            let mut tx = store.begin().await.unwrap();
+            let next = jobs::claim(&mut tx, "w2", Timestamp::now(), 30_000_000).await.unwrap().expect("the delete runs now");
+            assert_eq!(next.kind, JobKind::Delete);
+        }
+
+        async fn the_outbox_hands_out_messages_in_order_until_published(db: &TestDb) {
+            let store = db.store().await;
+            let mut tx = store.begin().await.unwrap();
+            let first = outbox::push(&mut tx, "create-deployment", "d1", &json!({"n": 1})).await.unwrap();
+            outbox::push(&mut tx, "delete-deployment", "d1", &json!({"n": 2})).await.unwrap();
+            tx.commit().await.unwrap();
+            let mut conn = store.conn().await.unwrap();
+            let pending = outbox::pending(&mut conn, Timestamp::now(), 10).await.unwrap();
+            assert_eq!(pending.len(), 2);
+            assert_eq!((pending[0].id, pending[0].payload.clone()), (first, json!({"n": 1})));
+            outbox::mark_failed(&mut conn, pending[1].seq, "broker away", Timestamp::now().plus_minutes(1)).await.unwrap();
+            outbox::mark_published(&mut conn, &[pending[0].seq]).await.unwrap();
+            assert!(outbox::pending(&mut conn, Timestamp::now(), 10).await.unwrap().is_empty());
+            assert_eq!(outbox::pending(&mut conn, Timestamp::now().plus_minutes(2), 10).await.unwrap().len(), 1);
+        }
+    }
+}
