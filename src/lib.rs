@@ -9,5 +9,6 @@ pub mod domain;
 pub mod http;
 pub mod policy;
 pub mod secrets;
+pub mod state;
 pub mod store;
 pub mod telemetry;

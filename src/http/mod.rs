@@ -10,8 +10,6 @@ pub mod health;
 pub mod list;
 pub mod users;
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, StatusCode, Uri};
 use axum::Router;
@@ -22,44 +20,13 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::Authenticator;
-use crate::config::Config;
-use crate::policy::Authorizer;
-use crate::secrets::SecretStore;
-use crate::store::Store;
+pub use crate::state::{AppInner, AppState};
 use error::ApiError;
-
-/// Everything handlers need, shared by all requests.
-pub struct AppInner {
-    /// Validated configuration.
-    pub config: Config,
-    /// The database.
-    pub store: Store,
-    /// Checks bearer tokens.
-    pub auth: Authenticator,
-    /// Takes authorization decisions.
-    pub policy: Arc<dyn Authorizer>,
-    /// Registered user ids by issuer and subject, so a known caller costs no query.
-    pub user_ids: moka::sync::Cache<String, uuid::Uuid>,
-    /// Where refresh tokens and private keys are kept.
-    pub secrets: Arc<dyn SecretStore>,
-}
 
 /// The request path as the client sent it (before trailing-slash trimming): the
 /// policy input carries it, as orchestrator-python's did.
 #[derive(Debug, Clone)]
 pub struct OriginalPath(pub String);
-
-/// Cheap-to-clone handle on the shared state.
-#[derive(Clone)]
-pub struct AppState(pub Arc<AppInner>);
-
-impl std::ops::Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
 
 /// The base path of the v1 API.
 pub const API_V1: &str = "/api/v1";
