@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod policy;
 pub mod secrets;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;

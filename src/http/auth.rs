@@ -228,3 +228,16 @@ pub fn forget_user(state: &AppState, user: &User) {
         .user_ids
         .invalidate(&format!("{}\n{}", user.issuer, user.sub));
 }
+
+impl Principal {
+    /// The principal as the service layer sees it.
+    pub fn actor(&self) -> crate::service::Actor {
+        crate::service::Actor {
+            user_id: self.user_id,
+            is_admin: self.caller.is_admin,
+            groups: self.caller.identity.groups.clone(),
+            name: self.caller.identity.username.clone(),
+            token: self.caller.token.clone(),
+        }
+    }
+}

@@ -145,6 +145,32 @@ impl ApiError {
     }
 }
 
+impl From<crate::service::Error> for ApiError {
+    fn from(err: crate::service::Error) -> Self {
+        use crate::service::Error as E;
+        match err {
+            E::BadRequest(d) => Self::bad_request(d),
+            E::Forbidden(d) => Self::forbidden(d),
+            e @ E::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::Conflict(d) => Self::conflict(d),
+            E::PreconditionFailed(d) => Self::precondition_failed(d),
+            E::Invalid { detail, violations } => Self::unprocessable(
+                detail,
+                violations
+                    .into_iter()
+                    .map(|v| FieldError {
+                        loc: v.loc,
+                        msg: v.msg,
+                    })
+                    .collect(),
+            ),
+            E::Unavailable { public, internal } => Self::unavailable(public, internal),
+            E::Store(e) => e.into(),
+            E::Internal(e) => Self::internal(e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

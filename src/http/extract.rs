@@ -290,3 +290,43 @@ mod tests {
         assert!(!is_json("text/plain"));
     }
 }
+
+/// The deployment version a state-changing request expects (`If-Match: "<version>"`);
+/// `None` without the header or with `*`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        if text == "*" {
+            return Ok(Self(None));
+        }
+        let tag = text.trim_start_matches("W/").trim_matches('"');
+        tag.parse::<i64>().map(|v| Self(Some(v))).map_err(|_| {
+            ApiError::precondition_failed(format!(
+                "If-Match '{text}' is not an ETag of this service (a quoted version number)"
+            ))
+        })
+    }
+}
+
+/// The ETag of a deployment version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Parses a UUID path segment, naming it when malformed.
+pub fn path_uuid(name: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| {
+        ApiError::invalid_field(
+            format!("/path/{name}"),
+            format!("must be a UUID, got '{raw}'"),
+        )
+    })
+}

@@ -4,6 +4,7 @@
 //! routes and methods, and the generated OpenAPI document with its `/docs` page.
 
 pub mod auth;
+pub mod deployments;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -45,6 +46,7 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
     tags(
         (name = "health", description = "Service health"),
         (name = "users", description = "Registered users"),
+        (name = "deployments", description = "Deployments of templates on cloud providers"),
     )
 )]
 struct ApiDoc;
