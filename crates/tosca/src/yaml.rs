@@ -1,0 +1,347 @@
+//! YAML as a tree that remembers where each node was, read with saphyr. TOSCA
+//! validation reports positions from it, and rendering writes it back out.
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::{Map, Number, Value};
+
+use crate::error::{Error, ErrorKind, Pos};
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the node starts.
+    pub pos: Pos,
+    /// Its value.
+    pub value: Yaml,
+}
+
+/// A YAML value. Mapping keys are kept as text, in document order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Yaml {
+    /// `null` or `~` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping.
+    Map(Vec<(Key, Node)>),
+}
+
+/// A mapping key with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// The key as text.
+    pub text: String,
+    /// Where it is.
+    pub pos: Pos,
+}
+
+impl Node {
+    /// A node without a position (made by the program).
+    pub fn synthetic(value: Yaml) -> Self {
+        Self {
+            pos: Pos::default(),
+            value,
+        }
+    }
+
+    /// The mapping entries, if a mapping.
+    pub fn as_map(&self) -> Option<&[(Key, Node)]> {
+        match &self.value {
+            Yaml::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The value of a key of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The text of a string scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Yaml::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A scalar as text (strings, numbers, booleans), for names and versions.
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Yaml::Str(s) => Some(s.clone()),
+            Yaml::Int(i) => Some(i.to_string()),
+            Yaml::Float(f) => Some(f.to_string()),
+            Yaml::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The sequence items, if a sequence.
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Yaml::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// Converts to JSON (positions dropped).
+    pub fn to_json(&self) -> Value {
+        match &self.value {
+            Yaml::Null => Value::Null,
+            Yaml::Bool(b) => Value::Bool(*b),
+            Yaml::Int(i) => Value::Number((*i).into()),
+            Yaml::Float(f) => Number::from_f64(*f)
+                .map(Value::Number)
+                .unwrap_or_else(|| Value::String(f.to_string())),
+            Yaml::Str(s) => Value::String(s.clone()),
+            Yaml::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            Yaml::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.text.clone(), v.to_json()))
+                    .collect::<Map<_, _>>(),
+            ),
+        }
+    }
+
+    /// Converts JSON into a node (used to write input values into the template).
+    pub fn from_json(value: &Value) -> Self {
+        Self::synthetic(match value {
+            Value::Null => Yaml::Null,
+            Value::Bool(b) => Yaml::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Yaml::Int(i),
+                None => Yaml::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            Value::String(s) => Yaml::Str(s.clone()),
+            Value::Array(items) => Yaml::Seq(items.iter().map(Node::from_json).collect()),
+            Value::Object(map) => Yaml::Map(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            Key {
+                                text: k.clone(),
+                                pos: Pos::default(),
+                            },
+                            Node::from_json(v),
+                        )
+                    })
+                    .collect(),
+            ),
+        })
+    }
+}
+
+fn pos_of(marker: &saphyr::Marker) -> Pos {
+    // saphyr lines are 1-based and columns 0-based.
+    Pos {
+        line: marker.line(),
+        column: marker.col() + 1,
+    }
+}
+
+fn key_text(node: &MarkedYaml<'_>) -> String {
+    match &node.data {
+        YamlData::Value(Scalar::String(s)) => s.to_string(),
+        YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+        YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
+        YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+        YamlData::Value(Scalar::Null) => "null".into(),
+        YamlData::Representation(text, _, _) => text.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn convert(node: &MarkedYaml<'_>) -> Result<Node, Error> {
+    let pos = pos_of(&node.span.start);
+    let value = match &node.data {
+        YamlData::Value(Scalar::Null) => Yaml::Null,
+        YamlData::Value(Scalar::Boolean(b)) => Yaml::Bool(*b),
+        YamlData::Value(Scalar::Integer(i)) => Yaml::Int(*i),
+        YamlData::Value(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
+        YamlData::Value(Scalar::String(s)) => Yaml::Str(s.to_string()),
+        YamlData::Representation(text, _, _) => Yaml::Str(text.to_string()),
+        YamlData::Sequence(items) => {
+            Yaml::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
+        }
+        YamlData::Mapping(map) => {
+            let mut entries: Vec<(Key, Node)> = Vec::with_capacity(map.len());
+            for (k, v) in map.iter() {
+                let key = Key {
+                    text: key_text(k),
+                    pos: pos_of(&k.span.start),
+                };
+                if entries
+                    .iter()
+                    .any(|(existing, _)| existing.text == key.text)
+                {
+                    return Err(Error::at(key.pos, format!("duplicate key '{}'", key.text)));
+                }
+                entries.push((key, convert(v)?));
+            }
+            Yaml::Map(entries)
+        }
+        YamlData::Tagged(_, inner) => return convert(inner),
+        YamlData::Alias(_) => {
+            return Err(Error::at(
+                pos,
+                "YAML aliases are not supported in templates",
+            ))
+        }
+        YamlData::BadValue => return Err(Error::at(pos, "unreadable YAML value")),
+    };
+    Ok(Node { pos, value })
+}
+
+/// Parses the first document of a YAML text.
+pub fn parse(src: &str) -> Result<Node, Error> {
+    let docs = MarkedYaml::load_from_str(src).map_err(|e| {
+        let m = e.marker();
+        Error {
+            line: Some(m.line()),
+            column: Some(m.col() + 1),
+            message: format!("not valid YAML: {}", e.info()),
+            kind: ErrorKind::Yaml,
+        }
+    })?;
+    match docs.first() {
+        Some(doc) => convert(doc),
+        None => Err(Error {
+            line: Some(1),
+            column: Some(1),
+            message: "the document is empty".into(),
+            kind: ErrorKind::Yaml,
+        }),
+    }
+}
+
+/// Writes a node as block-style YAML. Strings are always double-quoted (JSON
+/// escaping), so no value changes type when read back by any YAML 1.1/1.2 parser.
+pub fn emit(node: &Node) -> String {
+    let mut out = String::new();
+    match &node.value {
+        Yaml::Map(entries) if !entries.is_empty() => emit_map(entries, 0, &mut out),
+        Yaml::Seq(items) if !items.is_empty() => emit_seq(items, 0, &mut out),
+        _ => {
+            out.push_str(&scalar(node));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn quote(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn scalar(node: &Node) -> String {
+    match &node.value {
+        Yaml::Null => "null".into(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Int(i) => i.to_string(),
+        Yaml::Float(f) => {
+            if f.is_nan() {
+                ".nan".into()
+            } else if f.is_infinite() {
+                if *f > 0.0 {
+                    ".inf".into()
+                } else {
+                    "-.inf".into()
+                }
+            } else {
+                let text = format!("{f:?}");
+                if text.contains(['.', 'e', 'E']) {
+                    text
+                } else {
+                    format!("{text}.0")
+                }
+            }
+        }
+        Yaml::Str(s) => quote(s),
+        Yaml::Seq(_) => "[]".into(),
+        Yaml::Map(_) => "{}".into(),
+    }
+}
+
+fn is_block(node: &Node) -> bool {
+    matches!(&node.value, Yaml::Map(e) if !e.is_empty())
+        || matches!(&node.value, Yaml::Seq(i) if !i.is_empty())
+}
+
+fn emit_map(entries: &[(Key, Node)], indent: usize, out: &mut String) {
+    for (key, value) in entries {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&quote(&key.text));
+        out.push(':');
+        emit_value(value, indent, out);
+    }
+}
+
+fn emit_seq(items: &[Node], indent: usize, out: &mut String) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        out.push('-');
+        emit_value(item, indent, out);
+    }
+}
+
+fn emit_value(value: &Node, indent: usize, out: &mut String) {
+    if is_block(value) {
+        out.push('\n');
+        match &value.value {
+            Yaml::Map(e) => emit_map(e, indent + 2, out),
+            Yaml::Seq(i) => emit_seq(i, indent + 2, out),
+            _ => {}
+        }
+    } else {
+        out.push(' ');
+        out.push_str(&scalar(value));
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let node = parse("a:\n  b: 1\n  c: [x, y]\n").unwrap();
+        let b = node.get("a").unwrap().get("b").unwrap();
+        assert_eq!((b.pos.line, b.pos.column), (2, 6));
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position() {
+        let err = parse("a: [1, 2\nb: c\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Yaml);
+        assert!(err.line.is_some() && err.column.is_some(), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(3), Some(1)));
+    }
+
+    #[test]
+    fn emitting_then_parsing_keeps_every_value_and_type() {
+        let src = "s: 'yes'\nn: 3\nf: 2.0\nb: true\nnull_v: ~\nl: [1, '2', {k: v}]\nm: {}\ne: []\nq: \"a \\\"quoted\\\" line\\nnext\"\n";
+        let node = parse(src).unwrap();
+        let again = parse(&emit(&node)).unwrap();
+        assert_eq!(node.to_json(), again.to_json());
+        assert_eq!(again.get("s").unwrap().value, Yaml::Str("yes".into()));
+        assert_eq!(again.get("f").unwrap().value, Yaml::Float(2.0));
+    }
+}
