@@ -71,7 +71,6 @@ impl Server {
             );
         }
         let state = AppState(Arc::new(AppInner {
-            config,
             store,
             auth,
             policy,
@@ -79,7 +78,13 @@ impl Server {
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(300))
                 .build(),
+            imports: crate::service::imports::ImportFetcher::new(
+                config.tosca_import_timeout,
+                config.tosca_import_cache.clone(),
+            ),
+            models: moka::sync::Cache::builder().max_capacity(1_000).build(),
             secrets,
+            config,
         }));
         Ok(Self { listener, state })
     }

@@ -122,6 +122,11 @@ pub struct Config {
     /// `SECRET_KEY`: 32 bytes (base64 or hex) sealing stored secrets; generated into
     /// `DATA_DIR/secret.key` when unset.
     pub secret_key: Option<Secret>,
+    /// `TOSCA_IMPORT_CACHE`: a directory keeping fetched TOSCA imports across
+    /// restarts (memory only when unset).
+    pub tosca_import_cache: Option<PathBuf>,
+    /// `TOSCA_IMPORT_TIMEOUT` (seconds): timeout of one import fetch.
+    pub tosca_import_timeout: Duration,
 }
 
 /// Raw settings from the environment and the file, looked up by variable name.
@@ -281,6 +286,8 @@ impl Config {
             policy_data_file: existing_file(s, "POLICY_DATA_FILE")?,
             data_dir: s.path("DATA_DIR").unwrap_or_else(|| PathBuf::from(".")),
             secret_key: s.get("SECRET_KEY").map(|k| Secret::new(k.trim())),
+            tosca_import_cache: s.path("TOSCA_IMPORT_CACHE"),
+            tosca_import_timeout: s.seconds("TOSCA_IMPORT_TIMEOUT", 10)?,
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::policy::Authorizer;
 use crate::secrets::SecretStore;
+use crate::service::imports::ImportFetcher;
 use crate::store::Store;
 
 /// Everything handlers need, shared by all requests.
@@ -23,6 +24,10 @@ pub struct AppInner {
     pub user_ids: moka::sync::Cache<String, uuid::Uuid>,
     /// Where refresh tokens and private keys are kept.
     pub secrets: Arc<dyn SecretStore>,
+    /// Fetches TOSCA imports.
+    pub imports: ImportFetcher,
+    /// Parsed templates by id (content never changes, so entries never go stale).
+    pub models: moka::sync::Cache<uuid::Uuid, Arc<tosca::Template>>,
 }
 
 /// Cheap-to-clone handle on the shared state.

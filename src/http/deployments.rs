@@ -13,12 +13,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Principal;
-use super::error::{ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{etag, path_uuid, IfMatch, Json, QueryPairs, RequestUrl};
 use super::list::{parse_query, Page};
+use super::users::Created;
 use super::AppState;
 use crate::domain::{Attempt, Deployment, DeploymentStatus, Task, Timestamp};
 use crate::service::deployments::{self as service, DeleteOptions, DeleteOutcome, OwnerOutcome};
+use crate::service::submit::{self, NewDeployment};
 use crate::store::deployments::LIST;
 
 /// Links to a deployment's sub-resources.
@@ -379,11 +381,215 @@ pub fn created_headers(url: &RequestUrl, id: Uuid) -> HeaderMap {
     headers
 }
 
+/// A deployment request. orchestrator-python's names (`timeout`,
+/// `per_provider_timeout`, `target_provider_name`, `target_region_name`) are accepted
+/// as aliases.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentCreate {
+    /// The template to deploy.
+    pub template_id: Uuid,
+    /// Inputs of the template.
+    #[schema(value_type = Object)]
+    pub template_inputs: Map<String, Json_>,
+    /// The user group the deployment is for (one of the caller's groups).
+    pub user_group: String,
+    /// Attempts per provider, 1–10 (default 3).
+    pub per_provider_max_retries: Option<i64>,
+    /// Providers to try at most, ≥ 1 (default: no limit).
+    pub max_providers: Option<i64>,
+    /// Overall timeout in minutes, 1–14400 (default 14400).
+    #[serde(alias = "timeout")]
+    pub tot_timeout_mins: Option<i64>,
+    /// Timeout per provider in minutes, ≥ 1 and ≤ the total (default 1440).
+    #[serde(alias = "per_provider_timeout")]
+    pub per_provider_timeout_mins: Option<i64>,
+    /// Keep the last failed attempt's resources (default false).
+    pub keep_last_attempt: Option<bool>,
+    /// Provider to use.
+    #[serde(alias = "target_provider_name")]
+    pub target_provider: Option<String>,
+    /// Region to use.
+    #[serde(alias = "target_region_name")]
+    pub target_region: Option<String>,
+}
+
+impl From<DeploymentCreate> for NewDeployment {
+    fn from(b: DeploymentCreate) -> Self {
+        Self {
+            template_id: b.template_id,
+            template_inputs: b.template_inputs,
+            user_group: b.user_group,
+            per_provider_max_retries: b.per_provider_max_retries,
+            max_providers: b.max_providers,
+            tot_timeout_mins: b.tot_timeout_mins,
+            per_provider_timeout_mins: b.per_provider_timeout_mins,
+            keep_last_attempt: b.keep_last_attempt,
+            target_provider: b.target_provider,
+            target_region: b.target_region,
+            callback: None,
+        }
+    }
+}
+
+/// A resource that a dry run would create.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedResource {
+    /// Node template name.
+    pub tosca_node_name: String,
+    /// Node type.
+    pub tosca_node_type: String,
+    /// Nodes requiring it.
+    pub required_by: Vec<String>,
+}
+
+/// What a dry run found: the request is valid and this would happen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// Inputs with defaults applied, as IM would receive them.
+    #[schema(value_type = Object)]
+    pub template_inputs: Map<String, Json_>,
+    /// Resources that would be tracked.
+    pub resources: Vec<PlannedResource>,
+    /// The template IM would receive.
+    pub rendered_template: String,
+    /// Status the deployment would start in.
+    pub status_name: &'static str,
+}
+
+/// Submits a deployment (asynchronous: 202), or with `?dry_run=true` validates it and
+/// answers what would happen without storing anything.
+#[utoipa::path(post, path = "/deployments", tag = "deployments", security(("bearer" = [])),
+    params(("dry_run" = Option<bool>, Query, description = "Validate only")),
+    request_body = DeploymentCreate,
+    responses((status = 202, body = Created, headers(("Location" = String, description = "The new deployment"))),
+        (status = 200, description = "Dry run", body = DryRun),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_deployment(
+    State(app): State<AppState>,
+    principal: Principal,
+    url: RequestUrl,
+    pairs: QueryPairs,
+    Json(body): Json<DeploymentCreate>,
+) -> ApiResult<Response> {
+    let actor = principal.actor();
+    if pairs.flag("dry_run")? {
+        let plan = submit::plan(&app, &actor, body.into()).await?;
+        return Ok(axum::Json(DryRun {
+            dry_run: true,
+            template_inputs: plan.resolved_inputs,
+            resources: plan
+                .resources
+                .into_iter()
+                .map(|r| PlannedResource {
+                    tosca_node_name: r.tosca_node_name,
+                    tosca_node_type: r.tosca_node_type,
+                    required_by: r.required_by,
+                })
+                .collect(),
+            rendered_template: plan.rendered_template,
+            status_name: plan.deployment.status.name(),
+        })
+        .into_response());
+    }
+    let d = submit::create(&app, &actor, body.into()).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        created_headers(&url, d.id),
+        axum::Json(Created { id: d.id }),
+    )
+        .into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&etag(d.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// Either the admin rename of the user group (204) or the update-and-redeploy with
+/// new inputs (202); both at once or neither is 422.
+#[utoipa::path(patch, path = "/deployments/{id}", tag = "deployments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    request_body(content = Object, description = "`{\"user_group\"}` (admin) or `{\"template_inputs\": {...}}`"),
+    responses((status = 202, description = "Update started", body = Created), (status = 204, description = "Renamed"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_deployment(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    Json(body): Json<Map<String, Json_>>,
+) -> ApiResult<Response> {
+    let id = path_uuid("id", &id)?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "user_group" | "template_inputs"))
+    {
+        return Err(ApiError::invalid_field(
+            format!("/{unknown}"),
+            "unknown field; give either user_group or template_inputs",
+        ));
+    }
+    let actor = principal.actor();
+    match (body.get("user_group"), body.get("template_inputs")) {
+        (Some(group), None) => {
+            let group = group
+                .as_str()
+                .ok_or_else(|| ApiError::invalid_field("/user_group", "must be a string"))?;
+            let d = service::rename_group(&app, &actor, id, group, expected).await?;
+            Ok(with_etag(d.version, StatusCode::NO_CONTENT))
+        }
+        (None, Some(inputs)) => {
+            let inputs = inputs
+                .as_object()
+                .cloned()
+                .ok_or_else(|| ApiError::invalid_field("/template_inputs", "must be an object"))?;
+            let d = submit::redeploy(&app, &actor, id, inputs, expected).await?;
+            Ok(with_etag(
+                d.version,
+                (StatusCode::ACCEPTED, axum::Json(Created { id: d.id })),
+            ))
+        }
+        _ => Err(ApiError::unprocessable(
+            "give exactly one of user_group (rename) or template_inputs (update and redeploy)",
+            vec![super::error::FieldError {
+                loc: "/".into(),
+                msg: "exactly one of user_group or template_inputs is required".into(),
+            }],
+        )),
+    }
+}
+
+/// The template a deployment uses.
+#[utoipa::path(get, path = "/deployments/{id}/template", tag = "deployments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Deployment id")),
+    responses((status = 200, body = super::templates::TemplateRead), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_deployment_template(
+    State(app): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<super::templates::TemplateRead>> {
+    let id = path_uuid("id", &id)?;
+    let d = service::get(&app, &principal.actor(), id).await?;
+    Ok(axum::Json(
+        crate::service::templates::get(&app, d.template_id)
+            .await?
+            .into(),
+    ))
+}
+
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_deployments))
-        .routes(routes!(get_deployment, delete_deployment))
+        .routes(routes!(list_deployments, create_deployment))
+        .routes(routes!(
+            get_deployment,
+            delete_deployment,
+            update_deployment
+        ))
+        .routes(routes!(get_deployment_template))
         .routes(routes!(add_deployment_owner))
         .routes(routes!(remove_deployment_owner))
         .routes(routes!(reset_deployment_status))

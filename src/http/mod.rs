@@ -9,6 +9,9 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod list;
+pub mod logs;
+pub mod resources;
+pub mod templates;
 pub mod users;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -46,7 +49,10 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
     tags(
         (name = "health", description = "Service health"),
         (name = "users", description = "Registered users"),
+        (name = "templates", description = "TOSCA templates"),
         (name = "deployments", description = "Deployments of templates on cloud providers"),
+        (name = "resources", description = "The TOSCA nodes of a deployment"),
+        (name = "logs", description = "Deployment logs"),
     )
 )]
 struct ApiDoc;
@@ -79,7 +85,11 @@ fn build(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi
     let _ = state;
     let v1 = OpenApiRouter::new()
         .merge(health::router())
-        .merge(users::router());
+        .merge(users::router())
+        .merge(templates::router())
+        .merge(deployments::router())
+        .merge(resources::router())
+        .merge(logs::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(API_V1, v1)
         .split_for_parts()

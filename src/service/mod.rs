@@ -4,7 +4,10 @@
 //! message, log line) in one transaction.
 
 pub mod deployments;
+pub mod imports;
 pub mod resources;
+pub mod submit;
+pub mod templates;
 
 use crate::store::StoreError;
 
