@@ -4,6 +4,7 @@
 //! routes and methods, and the generated OpenAPI document with its `/docs` page.
 
 pub mod auth;
+pub mod configuration;
 pub mod deployments;
 pub mod error;
 pub mod extract;
@@ -85,6 +86,7 @@ fn build(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi
     let _ = state;
     let v1 = OpenApiRouter::new()
         .merge(health::router())
+        .merge(configuration::router())
         .merge(users::router())
         .merge(templates::router())
         .merge(deployments::router())
