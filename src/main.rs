@@ -56,5 +56,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn api(config: Config) -> anyhow::Result<()> {
-    app::Server::build(config).await?.without_engine().run().await
+    app::Server::build(config)
+        .await?
+        .without_engine()
+        .run()
+        .await
 }

@@ -14,7 +14,10 @@ use crate::store::resources;
 pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
     let mut progress = cx.job.progress.clone();
     let payload = &cx.job.payload;
-    let resource = payload.get("resource").and_then(Value::as_str).and_then(|r| Uuid::parse_str(r).ok());
+    let resource = payload
+        .get("resource")
+        .and_then(Value::as_str)
+        .and_then(|r| Uuid::parse_str(r).ok());
     let vm = payload.get("vm").and_then(Value::as_str).map(String::from);
     let action = match payload.get("action").and_then(Value::as_str) {
         Some("start") => VmAction::Start,
@@ -23,7 +26,9 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         _ => None.ok_or_else(|| super::EngineError::Missing("the job names no action".into()))?,
     };
     let (Some(resource), Some(vm)) = (resource, vm) else {
-        return Err(super::EngineError::Missing("the job names no resource".into()));
+        return Err(super::EngineError::Missing(
+            "the job names no resource".into(),
+        ));
     };
     let d = cx.deployment().await?;
     let verb = match action {
@@ -39,15 +44,28 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         );
         return fail(cx, progress, &d, resource, why).await;
     }
-    let (Some(infra), Some(provider_name)) = (d.im_infra_id.clone(), d.target_provider.clone()) else {
-        return fail(cx, progress, &d, resource, "the deployment has no IM infrastructure".into()).await;
+    let (Some(infra), Some(provider_name)) = (d.im_infra_id.clone(), d.target_provider.clone())
+    else {
+        return fail(
+            cx,
+            progress,
+            &d,
+            resource,
+            "the deployment has no IM infrastructure".into(),
+        )
+        .await;
     };
     let provider = match cx.provider(&provider_name) {
         Ok(p) => p,
         Err(why) => return fail(cx, progress, &d, resource, why).await,
     };
     let auth = match cx
-        .auth(provider, &d, d.target_region.as_deref(), d.target_iaas_project.as_deref())
+        .auth(
+            provider,
+            &d,
+            d.target_region.as_deref(),
+            d.target_iaas_project.as_deref(),
+        )
         .await
     {
         Ok(a) => a,
@@ -67,7 +85,10 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
             }
             Err(e) if e.is_transient() => Ok(cx.retry_later(progress)),
             Err(e) => {
-                let why = format!("IM refused to {verb} the virtual machine: {}", im_problem(&e));
+                let why = format!(
+                    "IM refused to {verb} the virtual machine: {}",
+                    im_problem(&e)
+                );
                 fail(cx, progress, &d, resource, why).await
             }
         };
@@ -87,7 +108,10 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         }
     };
     if matches!(info.state, InfraState::Failed | InfraState::Unconfigured) {
-        let why = format!("the virtual machine is {} after {verb}", info.state.as_str());
+        let why = format!(
+            "the virtual machine is {} after {verb}",
+            info.state.as_str()
+        );
         return fail(cx, progress, &d, resource, why).await;
     }
     if !reached {
@@ -114,7 +138,13 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
     Ok(Stepped::done(progress))
 }
 
-async fn fail(cx: &Ctx<'_>, progress: Value, d: &Deployment, resource: Uuid, why: String) -> Result<Stepped> {
+async fn fail(
+    cx: &Ctx<'_>,
+    progress: Value,
+    d: &Deployment,
+    resource: Uuid,
+    why: String,
+) -> Result<Stepped> {
     let mut conn = cx.app().store.conn().await?;
     if let Some(mut r) = resources::get(&mut conn, d.id, resource).await? {
         r.status = ResourceStatus::Error;

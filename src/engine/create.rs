@@ -73,7 +73,10 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
             }
         }
     };
-    let last = progress.get("last_slot").and_then(Value::as_bool).unwrap_or(false);
+    let last = progress
+        .get("last_slot")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     if attempt.im_infra_id.is_none() {
         submit(cx, progress, &d, attempt, last).await
     } else {
@@ -82,7 +85,10 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
 }
 
 /// Candidates for the deployment, or why there is none.
-async fn placement(cx: &Ctx<'_>, d: &Deployment) -> Result<std::result::Result<Vec<Candidate>, String>> {
+async fn placement(
+    cx: &Ctx<'_>,
+    d: &Deployment,
+) -> Result<std::result::Result<Vec<Candidate>, String>> {
     let mut conn = cx.app().store.conn().await?;
     let template = templates::get(&mut conn, d.template_id).await?;
     drop(conn);
@@ -182,7 +188,10 @@ async fn start_attempt(
         "attempt {} on provider {}{}",
         a.number,
         a.provider,
-        a.region.as_deref().map(|r| format!(" (region {r})")).unwrap_or_default()
+        a.region
+            .as_deref()
+            .map(|r| format!(" (region {r})"))
+            .unwrap_or_default()
     );
     cx.save(&mut tx, &mut locked, &line).await?;
     tx.commit().await?;
@@ -267,7 +276,13 @@ async fn submit(
 }
 
 /// Polls an attempt's infrastructure.
-async fn poll(cx: &Ctx<'_>, mut progress: Value, d: &Deployment, a: Attempt, last: bool) -> Result<Stepped> {
+async fn poll(
+    cx: &Ctx<'_>,
+    mut progress: Value,
+    d: &Deployment,
+    a: Attempt,
+    last: bool,
+) -> Result<Stepped> {
     if Timestamp::now() >= a.deadline_at {
         let why = timeout_reason(d);
         end_attempt(cx, d, a, "timed_out", &why, last).await?;
@@ -304,7 +319,10 @@ async fn poll(cx: &Ctx<'_>, mut progress: Value, d: &Deployment, a: Attempt, las
         Ok(r) => r,
         Err(e) if e.is_transient() => return Ok(cx.retry_later(progress)),
         Err(e) => {
-            let why = format!("IM cannot report the infrastructure's state: {}", im_problem(&e));
+            let why = format!(
+                "IM cannot report the infrastructure's state: {}",
+                im_problem(&e)
+            );
             end_attempt(cx, d, a, "failed", &why, last).await?;
             return Ok(Stepped::again(progress, Default::default()));
         }
@@ -329,7 +347,8 @@ async fn poll(cx: &Ctx<'_>, mut progress: Value, d: &Deployment, a: Attempt, las
             let n = counter(&progress, "unknown_polls") + 1;
             set(&mut progress, "unknown_polls", json!(n));
             if n > UNKNOWN_LIMIT {
-                let why = format!("IM reported the infrastructure's state as unknown {n} times in a row");
+                let why =
+                    format!("IM reported the infrastructure's state as unknown {n} times in a row");
                 end_attempt(cx, d, a, "failed", &why, last).await?;
                 return Ok(Stepped::again(progress, Default::default()));
             }
@@ -339,9 +358,16 @@ async fn poll(cx: &Ctx<'_>, mut progress: Value, d: &Deployment, a: Attempt, las
             set(&mut progress, "unknown_polls", json!(0));
             if state == InfraState::Running && progress.get("configuring").is_none() {
                 set(&mut progress, "configuring", json!(true));
-                if let Some((mut tx, mut locked)) = cx.guarded(DeploymentStatus::CreateInProgress).await? {
+                if let Some((mut tx, mut locked)) =
+                    cx.guarded(DeploymentStatus::CreateInProgress).await?
+                {
                     locked.task = Task::InfrastructureConfiguration;
-                    cx.save(&mut tx, &mut locked, "the virtual machines are up; configuring").await?;
+                    cx.save(
+                        &mut tx,
+                        &mut locked,
+                        "the virtual machines are up; configuring",
+                    )
+                    .await?;
                     tx.commit().await?;
                 }
             }
@@ -384,7 +410,10 @@ async fn succeed(
     let line = format!(
         "CREATE_COMPLETE on provider {}{} as IM infrastructure {} ({} virtual machines)",
         a.provider,
-        a.region.as_deref().map(|r| format!(" (region {r})")).unwrap_or_default(),
+        a.region
+            .as_deref()
+            .map(|r| format!(" (region {r})"))
+            .unwrap_or_default(),
         infra,
         found.vms.len()
     );
@@ -406,7 +435,15 @@ async fn end_attempt(
 ) -> Result<()> {
     let keep = last && d.keep_last_attempt;
     if let (Some(id), false) = (a.im_infra_id.clone(), keep) {
-        a.destroyed = super::delete::destroy_quietly(cx, d, &a.provider, a.region.as_deref(), a.iaas_project.as_deref(), &id).await;
+        a.destroyed = super::delete::destroy_quietly(
+            cx,
+            d,
+            &a.provider,
+            a.region.as_deref(),
+            a.iaas_project.as_deref(),
+            &id,
+        )
+        .await;
     }
     a.outcome = outcome.into();
     a.error = Some(why.to_string());
@@ -458,7 +495,10 @@ fn summary(tried: &[Attempt]) -> String {
             format!(
                 "{}{} attempt {}: {}",
                 a.provider,
-                a.region.as_deref().map(|r| format!("/{r}")).unwrap_or_default(),
+                a.region
+                    .as_deref()
+                    .map(|r| format!("/{r}"))
+                    .unwrap_or_default(),
                 a.number,
                 a.error.as_deref().unwrap_or(&a.outcome)
             )

@@ -41,7 +41,12 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         );
         return fail(cx, progress, why).await;
     }
-    let unsecure = cx.job.payload.get("unsecure").and_then(Value::as_bool).unwrap_or(false);
+    let unsecure = cx
+        .job
+        .payload
+        .get("unsecure")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let targets = targets(cx, &d).await?;
     let mut sent: BTreeMap<String, Value> = progress
         .get("sent")
@@ -50,15 +55,29 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
     let mut pending = false;
     for t in &targets {
         let Some(provider_name) = t.provider.as_deref() else {
-            cx.log(&format!("IM infrastructure {} has no known provider; it is left alone", t.id)).await?;
+            cx.log(&format!(
+                "IM infrastructure {} has no known provider; it is left alone",
+                t.id
+            ))
+            .await?;
             mark_destroyed(cx, &d, &t.id).await?;
             continue;
         };
         let provider = match cx.provider(provider_name) {
             Ok(p) => p,
-            Err(why) => return fail(cx, progress, format!("cannot delete IM infrastructure {}: {why}", t.id)).await,
+            Err(why) => {
+                return fail(
+                    cx,
+                    progress,
+                    format!("cannot delete IM infrastructure {}: {why}", t.id),
+                )
+                .await
+            }
         };
-        let auth = match cx.auth(provider, &d, t.region.as_deref(), t.project.as_deref()).await {
+        let auth = match cx
+            .auth(provider, &d, t.region.as_deref(), t.project.as_deref())
+            .await
+        {
             Ok(a) => a,
             Err(e) if e.is_transient() => {
                 pending = true;
@@ -80,7 +99,8 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
             Some(_) => match im.state(&auth, &infra).await {
                 Err(ImError::NotFound { .. }) => {
                     mark_destroyed(cx, &d, &t.id).await?;
-                    cx.log(&format!("IM infrastructure {} is deleted", t.id)).await?;
+                    cx.log(&format!("IM infrastructure {} is deleted", t.id))
+                        .await?;
                 }
                 Ok(report) if report.state != InfraState::Deleting => {
                     if count >= MAX_DESTROYS {
@@ -123,18 +143,28 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
     if pending {
         let polls = super::counter(&progress, "polls");
         set(&mut progress, "polls", json!(polls + 1));
-        let delay = cx.poll_delay(polls).max(std::time::Duration::from_micros(SETTLE_MICROS as u64));
+        let delay = cx
+            .poll_delay(polls)
+            .max(std::time::Duration::from_micros(SETTLE_MICROS as u64));
         return Ok(Stepped::again(progress, delay));
     }
     complete(cx, progress, &d).await
 }
 
 /// Destroys; `Err("")` means "transient, try again", `Err(reason)` a refusal.
-async fn destroy(im: &dyn Im, auth: &im_client::AuthHeader, infra: &InfraId, force: bool) -> std::result::Result<(), String> {
+async fn destroy(
+    im: &dyn Im,
+    auth: &im_client::AuthHeader,
+    infra: &InfraId,
+    force: bool,
+) -> std::result::Result<(), String> {
     match im.destroy(auth, infra, force).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_transient() || matches!(e, ImError::Conflict { .. }) => Err(String::new()),
-        Err(e) => Err(format!("IM refused to delete infrastructure {infra}: {}", im_problem(&e))),
+        Err(e) => Err(format!(
+            "IM refused to delete infrastructure {infra}: {}",
+            im_problem(&e)
+        )),
     }
 }
 
@@ -157,7 +187,9 @@ async fn targets(cx: &Ctx<'_>, d: &Deployment) -> Result<Vec<Target>> {
         }
     }
     if let Some(id) = &d.im_infra_id {
-        let destroyed = tried.iter().any(|a| a.im_infra_id.as_ref() == Some(id) && a.destroyed);
+        let destroyed = tried
+            .iter()
+            .any(|a| a.im_infra_id.as_ref() == Some(id) && a.destroyed);
         if !destroyed && !out.iter().any(|t| &t.id == id) {
             out.push(Target {
                 id: id.clone(),
@@ -189,7 +221,12 @@ async fn complete(cx: &Ctx<'_>, progress: Value, d: &Deployment) -> Result<Stepp
     locked.status = DeploymentStatus::DeleteComplete;
     locked.status_reason = None;
     locked.task = Task::None;
-    cx.save(&mut tx, &mut locked, "DELETE_COMPLETE: every IM infrastructure is deleted").await?;
+    cx.save(
+        &mut tx,
+        &mut locked,
+        "DELETE_COMPLETE: every IM infrastructure is deleted",
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(deployment.id = %d.id, "deployment deleted");
     Ok(Stepped::done(progress))
@@ -218,7 +255,10 @@ pub(super) async fn destroy_quietly(
 ) -> bool {
     let outcome = async {
         let p = cx.provider(provider)?;
-        let auth = cx.auth(p, d, region, project).await.map_err(|e| e.to_string())?;
+        let auth = cx
+            .auth(p, d, region, project)
+            .await
+            .map_err(|e| e.to_string())?;
         let im = cx.im(p)?;
         im.destroy(&auth, &InfraId(id.to_string()), false)
             .await

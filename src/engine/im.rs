@@ -76,7 +76,11 @@ impl Im for Limited {
         self.budget.until_ready().await;
         self.inner.vm_info(auth, id, vm).await
     }
-    async fn outputs(&self, auth: &AuthHeader, id: &InfraId) -> Result<Map<String, Value>, ImError> {
+    async fn outputs(
+        &self,
+        auth: &AuthHeader,
+        id: &InfraId,
+    ) -> Result<Map<String, Value>, ImError> {
         self.budget.until_ready().await;
         self.inner.outputs(auth, id).await
     }
@@ -94,7 +98,12 @@ impl Im for Limited {
         self.budget.until_ready().await;
         self.inner.vm_action(auth, id, vm, action).await
     }
-    async fn update(&self, auth: &AuthHeader, id: &InfraId, tosca: &str) -> Result<Vec<String>, ImError> {
+    async fn update(
+        &self,
+        auth: &AuthHeader,
+        id: &InfraId,
+        tosca: &str,
+    ) -> Result<Vec<String>, ImError> {
         self.budget.until_ready().await;
         self.inner.update(auth, id, tosca).await
     }

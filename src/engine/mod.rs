@@ -260,7 +260,9 @@ impl Ctx<'_> {
         let mut conn = self.app().store.conn().await?;
         deployments::get(&mut conn, self.job.deployment_id)
             .await?
-            .ok_or_else(|| EngineError::Missing(format!("deployment {} is gone", self.job.deployment_id)))
+            .ok_or_else(|| {
+                EngineError::Missing(format!("deployment {} is gone", self.job.deployment_id))
+            })
     }
 
     /// Opens a transaction holding the deployment's row lock, if the job is still
@@ -344,7 +346,10 @@ impl Ctx<'_> {
             .await
             .map_err(|e| format!("template {} cannot be read: {e:?}", d.template_id))?;
         let resolved = m.validate_inputs(&d.template_inputs).map_err(|v| {
-            let list: Vec<String> = v.iter().map(|v| format!("{}: {}", v.pointer, v.message)).collect();
+            let list: Vec<String> = v
+                .iter()
+                .map(|v| format!("{}: {}", v.pointer, v.message))
+                .collect();
             format!("the inputs no longer validate: {}", list.join("; "))
         })?;
         Ok(m.render(&resolved))
@@ -411,7 +416,8 @@ async fn collect(
         Ok(o) => o,
         Err(e) if e.is_transient() => return Ok(None),
         Err(e) => {
-            cx.log(&format!("IM gave no outputs: {}", im_problem(&e))).await?;
+            cx.log(&format!("IM gave no outputs: {}", im_problem(&e)))
+                .await?;
             Default::default()
         }
     };
@@ -419,8 +425,11 @@ async fn collect(
         Ok(v) => v,
         Err(e) if e.is_transient() => return Ok(None),
         Err(e) => {
-            cx.log(&format!("IM gave no virtual machine details: {}", im_problem(&e)))
-                .await?;
+            cx.log(&format!(
+                "IM gave no virtual machine details: {}",
+                im_problem(&e)
+            ))
+            .await?;
             Vec::new()
         }
     };

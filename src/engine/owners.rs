@@ -18,8 +18,18 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         .and_then(Value::as_i64)
         .and_then(DeploymentStatus::from_code)
         .unwrap_or(DeploymentStatus::UpdateComplete);
-    let user = cx.job.payload.get("user").and_then(Value::as_str).unwrap_or("?");
-    let added = cx.job.payload.get("add").and_then(Value::as_bool).unwrap_or(true);
+    let user = cx
+        .job
+        .payload
+        .get("user")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let added = cx
+        .job
+        .payload
+        .get("add")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     let Some((mut tx, mut d)) = cx.guarded(DeploymentStatus::UpdateInProgress).await? else {
         return Ok(Stepped::done(progress));
     };

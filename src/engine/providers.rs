@@ -98,7 +98,12 @@ impl Provider {
     }
 
     /// The cloud line with its placeholders filled in.
-    pub fn cloud_line(&self, access_token: Option<&str>, region: Option<&str>, project: Option<&str>) -> String {
+    pub fn cloud_line(
+        &self,
+        access_token: Option<&str>,
+        region: Option<&str>,
+        project: Option<&str>,
+    ) -> String {
         self.cloud_auth
             .expose()
             .replace("{access_token}", access_token.unwrap_or_default())
@@ -202,7 +207,8 @@ impl Providers {
             path: path.display().to_string(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
         Self::parse(&text).map_err(error)
     }
 
@@ -268,7 +274,10 @@ impl Providers {
                 }
             }
             if p.user_groups.is_empty() {
-                return Err(bad("user_groups", "must list at least one group (\"*\" for any)"));
+                return Err(bad(
+                    "user_groups",
+                    "must list at least one group (\"*\" for any)",
+                ));
             }
             if p.regions.iter().any(|r| r.trim().is_empty()) {
                 return Err(bad("regions", "must not contain empty names"));
@@ -328,7 +337,10 @@ impl Providers {
             } else if p.cloud_auth.expose().contains("{project}")
                 && p.project_for(want.user_group).is_none()
             {
-                Some(format!("it has no IaaS project for group '{}'", want.user_group))
+                Some(format!(
+                    "it has no IaaS project for group '{}'",
+                    want.user_group
+                ))
             } else {
                 None
             };
@@ -350,7 +362,10 @@ impl Providers {
             return Err(if self.list.is_empty() {
                 "no provider is configured (PROVIDERS_FILE)".to_string()
             } else {
-                format!("no provider accepts this deployment: {}", excluded.join("; "))
+                format!(
+                    "no provider accepts this deployment: {}",
+                    excluded.join("; ")
+                )
             });
         }
         Ok(found)
@@ -461,8 +476,14 @@ providers:
                 ..place("users")
             })
             .unwrap_err();
-        assert!(err.contains("dummy: group 'users' may not deploy there"), "{err}");
-        assert!(err.contains("backbone: not the requested target_provider"), "{err}");
+        assert!(
+            err.contains("dummy: group 'users' may not deploy there"),
+            "{err}"
+        );
+        assert!(
+            err.contains("backbone: not the requested target_provider"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -476,13 +497,34 @@ providers:
     #[test]
     fn mistakes_name_the_provider_and_field() {
         let cases = [
-            (FILE.replace("https://im.example.org:8800", "ftp://x"), "provider 'backbone': im_url must be an http(s) URL"),
-            (FILE.replace("im_auth: token", "im_auth: tokens"), "provider 'backbone': im_auth must be 'token'"),
-            (FILE.replace("{region}", "{zone}"), "unknown placeholder {zone}"),
-            (FILE.replace("name: dummy", "name: backbone"), "provider 'backbone': name is used by another provider"),
-            (FILE.replace("    rank: 1\n", "    rank: first\n"), "provider 'dummy': rank"),
-            (FILE.replace("    type: Dummy\n", ""), "missing field `type`"),
-            (FILE.replace("user_groups: [beta-testers]", "user_groups: []"), "provider 'dummy': user_groups must list"),
+            (
+                FILE.replace("https://im.example.org:8800", "ftp://x"),
+                "provider 'backbone': im_url must be an http(s) URL",
+            ),
+            (
+                FILE.replace("im_auth: token", "im_auth: tokens"),
+                "provider 'backbone': im_auth must be 'token'",
+            ),
+            (
+                FILE.replace("{region}", "{zone}"),
+                "unknown placeholder {zone}",
+            ),
+            (
+                FILE.replace("name: dummy", "name: backbone"),
+                "provider 'backbone': name is used by another provider",
+            ),
+            (
+                FILE.replace("    rank: 1\n", "    rank: first\n"),
+                "provider 'dummy': rank",
+            ),
+            (
+                FILE.replace("    type: Dummy\n", ""),
+                "missing field `type`",
+            ),
+            (
+                FILE.replace("user_groups: [beta-testers]", "user_groups: []"),
+                "provider 'dummy': user_groups must list",
+            ),
             ("providers: [{".to_string(), "not YAML"),
         ];
         for (text, expected) in cases {

@@ -73,10 +73,17 @@ pub(super) fn bind(
         let mut free: Vec<&VmInfo> = node_vms
             .iter()
             .copied()
-            .filter(|vm| !rs.iter().any(|r| r.im_vm_idx.as_deref() == Some(vm.vm_id.as_str())))
+            .filter(|vm| {
+                !rs.iter()
+                    .any(|r| r.im_vm_idx.as_deref() == Some(vm.vm_id.as_str()))
+            })
             .collect();
         free.reverse();
-        let live: Vec<&Resource> = rs.iter().copied().filter(|r| r.status != ResourceStatus::Deleted).collect();
+        let live: Vec<&Resource> = rs
+            .iter()
+            .copied()
+            .filter(|r| r.status != ResourceStatus::Deleted)
+            .collect();
         for r in &live {
             let vm = match r.im_vm_idx.as_deref() {
                 Some(idx) => node_vms.iter().copied().find(|vm| vm.vm_id == idx),
@@ -168,7 +175,12 @@ mod tests {
 
     #[test]
     fn vms_bind_to_their_nodes_in_order_and_software_nodes_follow() {
-        let rs = vec![resource("wn", 0), resource("wn", 1), resource("front", 0), resource("app", 0)];
+        let rs = vec![
+            resource("wn", 0),
+            resource("wn", 1),
+            resource("front", 0),
+            resource("app", 0),
+        ];
         let vms = vec![
             vm("0", "front", InfraState::Configured),
             vm("1", "wn", InfraState::Configured),
@@ -176,14 +188,20 @@ mod tests {
         ];
         let b = bind(&rs, &vms, ResourceStatus::Configured, Uuid::nil());
         assert!(b.inserted.is_empty());
-        let find = |node: &str, i: i64| b.updated.iter().find(|r| r.tosca_node_name == node && r.instance_index == i).unwrap();
+        let find = |node: &str, i: i64| {
+            b.updated
+                .iter()
+                .find(|r| r.tosca_node_name == node && r.instance_index == i)
+                .unwrap()
+        };
         assert_eq!(find("wn", 0).im_vm_idx.as_deref(), Some("1"));
         assert_eq!(find("wn", 1).im_vm_idx.as_deref(), Some("2"));
         assert_eq!(find("wn", 1).status, ResourceStatus::Configuring);
         assert_eq!(find("front", 0).status, ResourceStatus::Started);
         assert_eq!(find("app", 0).status, ResourceStatus::Configured);
         assert_eq!(
-            find("front", 0).metadata.as_ref().unwrap()["VirtualMachineInfo"]["vmProperties"][0]["id"],
+            find("front", 0).metadata.as_ref().unwrap()["VirtualMachineInfo"]["vmProperties"][0]
+                ["id"],
             "front"
         );
     }
@@ -203,7 +221,11 @@ mod tests {
         let out = bind(&[a, b], &vms, ResourceStatus::Configured, Uuid::nil());
         let gone = out.updated.iter().find(|r| r.instance_index == 1).unwrap();
         assert_eq!(gone.status, ResourceStatus::Deleted);
-        let added: Vec<_> = out.inserted.iter().map(|r| (r.instance_index, r.im_vm_idx.clone().unwrap())).collect();
+        let added: Vec<_> = out
+            .inserted
+            .iter()
+            .map(|r| (r.instance_index, r.im_vm_idx.clone().unwrap()))
+            .collect();
         assert_eq!(added, vec![(2, "3".to_string()), (3, "4".to_string())]);
     }
 }

@@ -109,12 +109,9 @@ impl TokenSource {
             .get(&stored)
             .await
             .map_err(|e| unavailable("the secrets store", &e))?;
-        let discovery = self
-            .app
-            .auth
-            .discovery(&u.issuer)
-            .await
-            .map_err(|e| TokenError::Unavailable(format!("the issuer {} is unavailable: {e}", u.issuer)))?;
+        let discovery = self.app.auth.discovery(&u.issuer).await.map_err(|e| {
+            TokenError::Unavailable(format!("the issuer {} is unavailable: {e}", u.issuer))
+        })?;
         let endpoint = discovery.token_endpoint.ok_or_else(|| {
             TokenError::Unusable(format!("the issuer {} has no token endpoint", u.issuer))
         })?;
@@ -166,8 +163,10 @@ impl TokenSource {
                 .and_then(|s| u64::try_from(s).ok())
                 .unwrap_or(300),
         );
-        self.cache
-            .insert(user, (answer.access_token.clone(), Instant::now() + lifetime));
+        self.cache.insert(
+            user,
+            (answer.access_token.clone(), Instant::now() + lifetime),
+        );
         tracing::info!(user.id = %u.id, "refreshed an access token for a long operation");
         Ok(answer.access_token)
     }

@@ -24,15 +24,27 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         );
         return fail(cx, progress, why, None).await;
     }
-    let (Some(infra), Some(provider_name)) = (d.im_infra_id.clone(), d.target_provider.clone()) else {
-        return fail(cx, progress, "the deployment has no IM infrastructure to update".into(), None).await;
+    let (Some(infra), Some(provider_name)) = (d.im_infra_id.clone(), d.target_provider.clone())
+    else {
+        return fail(
+            cx,
+            progress,
+            "the deployment has no IM infrastructure to update".into(),
+            None,
+        )
+        .await;
     };
     let provider = match cx.provider(&provider_name) {
         Ok(p) => p,
         Err(why) => return fail(cx, progress, why, None).await,
     };
     let auth = match cx
-        .auth(provider, &d, d.target_region.as_deref(), d.target_iaas_project.as_deref())
+        .auth(
+            provider,
+            &d,
+            d.target_region.as_deref(),
+            d.target_iaas_project.as_deref(),
+        )
         .await
     {
         Ok(a) => a,
@@ -64,7 +76,13 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
                 Ok(cx.retry_later(progress))
             }
             Err(e) => {
-                fail(cx, progress, format!("IM refused the update: {}", im_problem(&e)), None).await
+                fail(
+                    cx,
+                    progress,
+                    format!("IM refused the update: {}", im_problem(&e)),
+                    None,
+                )
+                .await
             }
         };
     }
@@ -72,7 +90,10 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
         Ok(r) => r,
         Err(e) if e.is_transient() => return Ok(cx.retry_later(progress)),
         Err(e) => {
-            let why = format!("IM cannot report the infrastructure's state: {}", im_problem(&e));
+            let why = format!(
+                "IM cannot report the infrastructure's state: {}",
+                im_problem(&e)
+            );
             return fail(cx, progress, why, None).await;
         }
     };
@@ -85,13 +106,20 @@ pub(super) async fn step(cx: &Ctx<'_>) -> Result<Stepped> {
                 report.state.as_str(),
                 contmsg_tail(&log)
             );
-            fail(cx, progress, why.trim_end_matches(": ").to_string(), Some(&log)).await
+            fail(
+                cx,
+                progress,
+                why.trim_end_matches(": ").to_string(),
+                Some(&log),
+            )
+            .await
         }
         InfraState::Unknown => {
             let n = counter(&progress, "unknown_polls") + 1;
             set(&mut progress, "unknown_polls", json!(n));
             if n > UNKNOWN_LIMIT {
-                let why = format!("IM reported the infrastructure's state as unknown {n} times in a row");
+                let why =
+                    format!("IM reported the infrastructure's state as unknown {n} times in a row");
                 return fail(cx, progress, why, None).await;
             }
             Ok(cx.retry_later(progress))
@@ -128,7 +156,12 @@ async fn complete(
     Ok(Stepped::done(progress))
 }
 
-async fn fail(cx: &Ctx<'_>, progress: Value, why: String, im_logs: Option<&str>) -> Result<Stepped> {
+async fn fail(
+    cx: &Ctx<'_>,
+    progress: Value,
+    why: String,
+    im_logs: Option<&str>,
+) -> Result<Stepped> {
     cx.finish(
         DeploymentStatus::UpdateInProgress,
         DeploymentStatus::UpdateFailed,

@@ -45,7 +45,13 @@ pub async fn get_configuration(
     _principal: Principal,
 ) -> Result<Json<Configuration>, ApiError> {
     let config = &app.config;
-    let providers: Vec<ProviderView> = config.engine.providers.all().iter().map(|p| p.view()).collect();
+    let providers: Vec<ProviderView> = config
+        .engine
+        .providers
+        .all()
+        .iter()
+        .map(|p| p.view())
+        .collect();
     let mut im_urls: Vec<String> = providers.iter().map(|p| p.im_url.clone()).collect();
     im_urls.sort();
     im_urls.dedup();
@@ -56,7 +62,11 @@ pub async fn get_configuration(
         },
         providers,
         im_urls,
-        trusted_issuers: config.trusted_idps.iter().map(|i| i.issuer.clone()).collect(),
+        trusted_issuers: config
+            .trusted_idps
+            .iter()
+            .map(|i| i.issuer.clone())
+            .collect(),
         authz_mode: match config.authz_mode {
             AuthzMode::Embedded => "embedded",
             AuthzMode::Opa => "opa",

@@ -113,7 +113,10 @@ impl Env {
     pub async fn resources(&self, id: &str) -> Vec<Value> {
         let body: Value = self
             .app
-            .get_as(ALICE, &format!("/api/v1/deployments/{id}/resources?size=100"))
+            .get_as(
+                ALICE,
+                &format!("/api/v1/deployments/{id}/resources?size=100"),
+            )
             .await
             .json()
             .await
@@ -148,7 +151,13 @@ impl Env {
 
     /// Drives `engine` until the deployment's status is `want` (or panics after
     /// `limit`), returning the deployment.
-    pub async fn drive_until(&self, engine: &Engine, id: &str, want: &str, limit: Duration) -> Value {
+    pub async fn drive_until(
+        &self,
+        engine: &Engine,
+        id: &str,
+        want: &str,
+        limit: Duration,
+    ) -> Value {
         let start = Instant::now();
         loop {
             let d = self.deployment(id).await;

@@ -22,7 +22,12 @@ async fn wait_resource(e: &crate::Env, id: &str, rid: &str, want: &str) {
         if r["status_name"] == want {
             return;
         }
-        assert!(start.elapsed() < LIMIT, "resource {rid} is {}, not {want}: {}", r["status_name"], e.log_text(id).await);
+        assert!(
+            start.elapsed() < LIMIT,
+            "resource {rid} is {}, not {want}: {}",
+            r["status_name"],
+            e.log_text(id).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -34,7 +39,12 @@ async fn a_deployment_lives_its_whole_life_on_a_real_im() {
     };
     let spec = provider("dummy", 1, &im_url);
     let username = spec.username.clone();
-    let e = env(&[spec], true, &[("IM_POLL_MIN", "0.2"), ("IM_POLL_MAX", "1")]).await;
+    let e = env(
+        &[spec],
+        true,
+        &[("IM_POLL_MIN", "0.2"), ("IM_POLL_MAX", "1")],
+    )
+    .await;
     let id = e.submit(json!({"template_inputs": {"vm_count": 1}})).await;
 
     let d = e.wait_until(&id, "CREATE_COMPLETE", LIMIT).await;
@@ -46,8 +56,15 @@ async fn a_deployment_lives_its_whole_life_on_a_real_im() {
     let r = &resources[0];
     assert_eq!(r["status_name"], "STARTED", "{r}");
     assert_eq!(r["im_vm_idx"], "0");
-    let props = r["metadata"]["VirtualMachineInfo"]["vmProperties"].as_array().expect("vmProperties");
-    assert!(props.iter().any(|p| p["class"] == "system" && p["id"] == "vm"), "{props:?}");
+    let props = r["metadata"]["VirtualMachineInfo"]["vmProperties"]
+        .as_array()
+        .expect("vmProperties");
+    assert!(
+        props
+            .iter()
+            .any(|p| p["class"] == "system" && p["id"] == "vm"),
+        "{props:?}"
+    );
     let logs: serde_json::Value = e
         .app
         .get_as(ALICE, &format!("/api/v1/deployments/{id}/logs"))
@@ -55,14 +72,26 @@ async fn a_deployment_lives_its_whole_life_on_a_real_im() {
         .json()
         .await
         .unwrap();
-    assert!(logs["im_logs"].as_str().unwrap_or("").contains("Contextualization disabled"), "{logs}");
+    assert!(
+        logs["im_logs"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Contextualization disabled"),
+        "{logs}"
+    );
 
     let rid = r["id"].as_str().unwrap().to_string();
-    for (action, want) in [("stop", "STOPPED"), ("start", "STARTED"), ("reboot", "STARTED")] {
+    for (action, want) in [
+        ("stop", "STOPPED"),
+        ("start", "STARTED"),
+        ("reboot", "STARTED"),
+    ] {
         let resp = e
             .app
             .client
-            .patch(e.app.url(&format!("/api/v1/deployments/{id}/resources/{rid}/{action}")))
+            .patch(e.app.url(&format!(
+                "/api/v1/deployments/{id}/resources/{rid}/{action}"
+            )))
             .bearer_auth(e.app.token(ALICE))
             .send()
             .await
@@ -73,9 +102,18 @@ async fn a_deployment_lives_its_whole_life_on_a_real_im() {
 
     let resp = e
         .app
-        .patch_as(ALICE, &format!("/api/v1/deployments/{id}"), &json!({"template_inputs": {"vm_count": 2}}))
+        .patch_as(
+            ALICE,
+            &format!("/api/v1/deployments/{id}"),
+            &json!({"template_inputs": {"vm_count": 2}}),
+        )
         .await;
-    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
     e.wait_until(&id, "UPDATE_COMPLETE", LIMIT).await;
     let live: Vec<_> = e
         .resources(&id)
@@ -85,7 +123,10 @@ async fn a_deployment_lives_its_whole_life_on_a_real_im() {
         .collect();
     assert_eq!(live.len(), 2, "{live:?}");
 
-    let resp = e.app.delete_as(ALICE, &format!("/api/v1/deployments/{id}")).await;
+    let resp = e
+        .app
+        .delete_as(ALICE, &format!("/api/v1/deployments/{id}"))
+        .await;
     assert_eq!(resp.status(), 202);
     e.wait_until(&id, "DELETE_COMPLETE", LIMIT).await;
     let client = ImClient::new(&im_url, Duration::from_secs(10)).unwrap();
