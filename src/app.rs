@@ -60,10 +60,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Arc::new(HttpIdentityProvider::new(config.idp_timeout)),
     );
     let policy = crate::policy::build(&config)?;
-    let secrets = Arc::new(SealedStore::load_or_create(
-        config.secret_key.as_ref().map(|k| k.expose()),
-        &config.data_dir,
-    )?);
+    let secrets: Arc<dyn crate::secrets::SecretStore> = match &config.vault {
+        Some(vault) => {
+            tracing::info!(vault.url = %vault.url, vault.mount = %vault.mount, "secrets are kept in Vault");
+            Arc::new(crate::secrets::vault::VaultStore::new(vault.clone())?)
+        }
+        None => Arc::new(SealedStore::load_or_create(
+            config.secret_key.as_ref().map(|k| k.expose()),
+            &config.data_dir,
+        )?),
+    };
     if config.trusted_idps.is_empty() {
         tracing::warn!("TRUSTED_IDP_LIST is empty: every authenticated request will be refused");
     }

@@ -165,6 +165,9 @@ pub struct Config {
     pub tosca_import_timeout: Duration,
     /// The deployment engine.
     pub engine: EngineConfig,
+    /// `VAULT_ENABLE` and the `VAULT_*` settings: secrets in Vault instead of sealed
+    /// columns.
+    pub vault: Option<crate::secrets::vault::VaultConfig>,
 }
 
 /// Raw settings from the environment and the file, looked up by variable name.
@@ -307,6 +310,7 @@ impl Config {
             .map(|g| g.trim().to_string())
             .filter(|g| !g.is_empty())
             .collect();
+        let trusted_idps = parse_trusted_idps(s.get("TRUSTED_IDP_LIST"))?;
         Ok(Self {
             listen_addr,
             db_url,
@@ -314,7 +318,6 @@ impl Config {
             log_level: s.string("LOG_LEVEL", "info"),
             log_format,
             base_url,
-            trusted_idps: parse_trusted_idps(s.get("TRUSTED_IDP_LIST"))?,
             admin_groups,
             idp_timeout: s.seconds("IDP_TIMEOUT", 5)?,
             authz_mode,
@@ -327,8 +330,66 @@ impl Config {
             tosca_import_cache: s.path("TOSCA_IMPORT_CACHE"),
             tosca_import_timeout: s.seconds("TOSCA_IMPORT_TIMEOUT", 10)?,
             engine: engine_config(s)?,
+            vault: vault_config(s, &trusted_idps)?,
+            trusted_idps,
         })
     }
+}
+
+fn flag(s: &Settings, var: &str) -> Result<bool, ConfigError> {
+    match s.string(var, "false").to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::new(
+            var,
+            format!("expected true or false, got '{other}'"),
+        )),
+    }
+}
+
+fn vault_config(
+    s: &Settings,
+    idps: &[TrustedIdp],
+) -> Result<Option<crate::secrets::vault::VaultConfig>, ConfigError> {
+    use crate::secrets::vault::{VaultConfig, VaultLogin};
+    if !flag(s, "VAULT_ENABLE")? {
+        return Ok(None);
+    }
+    let url = s.string("VAULT_URL", "");
+    match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(ConfigError::new(
+                "VAULT_URL",
+                format!("VAULT_ENABLE is set, so an http(s) URL is needed, got '{url}'"),
+            ))
+        }
+    }
+    let login = match s.get("VAULT_TOKEN") {
+        Some(token) => VaultLogin::Token(Secret::new(token.trim())),
+        None => {
+            let issuer = idps
+                .iter()
+                .find(|i| i.client_id.is_some() && i.client_secret.is_some())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "VAULT_TOKEN",
+                        "VAULT_ENABLE is set without VAULT_TOKEN, and no TRUSTED_IDP_LIST entry has the client_id and client_secret needed to log in to Vault with JWT",
+                    )
+                })?;
+            VaultLogin::Jwt {
+                role: s.string("VAULT_ROLE", "orchestrator"),
+                audience: s.get("VAULT_BOUND_AUDIENCE").map(|a| a.trim().to_string()),
+                issuer: issuer.clone(),
+            }
+        }
+    };
+    Ok(Some(VaultConfig {
+        url,
+        mount: s.string("VAULT_SECRETS_PATH", "secrets"),
+        login,
+        timeout: s.seconds("VAULT_TIMEOUT", 5)?,
+    }))
 }
 
 fn engine_config(s: &Settings) -> Result<EngineConfig, ConfigError> {

@@ -12,6 +12,7 @@ pub mod health;
 pub mod list;
 pub mod logs;
 pub mod resources;
+pub mod ssh_keys;
 pub mod templates;
 pub mod users;
 
@@ -88,6 +89,7 @@ fn build(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi
         .merge(health::router())
         .merge(configuration::router())
         .merge(users::router())
+        .merge(ssh_keys::router())
         .merge(templates::router())
         .merge(deployments::router())
         .merge(resources::router())
