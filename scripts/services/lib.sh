@@ -81,10 +81,15 @@ start_daemon() {
     shift 3
     mkdir -p "$workdir" "$(dirname "$logfile")" "$(dirname "$pidfile")"
     rm -f "$pidfile"
-    # The inner shell writes its own pid and then becomes the server, so the pid file
-    # names the server whether or not setsid had to fork.
-    (cd "$workdir" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-        </dev/null >>"$logfile" 2>&1 &)
+    # Every process in the chain execs the next, and the redirections cover the whole
+    # subshell, so nothing keeps the caller's stdout open (a pipe such as
+    # `up.sh | tail` would otherwise never end). The inner shell writes its own pid
+    # and then becomes the server, so the pid file names the server whether or not
+    # setsid had to fork.
+    (
+        cd "$workdir" || exit 1
+        exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@"
+    ) </dev/null >>"$logfile" 2>&1 &
     wait_cmd 5 test -s "$pidfile" || die "could not start $1"
 }
 
