@@ -10,6 +10,7 @@
 # only when no IM answers on the port. Exports TEST_IM_URL and IM_VENV (tests that
 # need their own IM spawn `$IM_VENV/bin/python` with the same launcher).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_service im
 
 IM_PORT=${IM_PORT:-18800}
 IM_VERSION=2.0.0

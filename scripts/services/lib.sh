@@ -88,6 +88,7 @@ start_daemon() {
     # setsid had to fork.
     (
         cd "$workdir" || exit 1
+        exec 9>&- # the service lock (lock_service) must not outlive this script
         exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@"
     ) </dev/null >>"$logfile" 2>&1 &
     wait_cmd 5 test -s "$pidfile" || die "could not start $1"
@@ -112,6 +113,14 @@ stop_pidfile() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
+}
+
+# lock_service NAME: one run of a service script at a time per checkout (two
+# terminals, or up.sh beside a single script), so an install is never done twice at
+# once. The lock is released when the script exits.
+lock_service() {
+    exec 9>"$SERVICES_DIR/.$1.lock"
+    flock -w 600 9 || die "another run of $1.sh holds $SERVICES_DIR/.$1.lock"
 }
 
 as_root() {

@@ -7,6 +7,7 @@
 # when it does not answer, and (re)creates the user with its password.
 # Exports TEST_MYSQL_URL.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_service mariadb
 
 MY_PORT=3306
 MY_SOCKET=/run/mysqld/mysqld.sock

@@ -7,6 +7,7 @@
 # only when the port is closed, and (re)creates the role with its password.
 # Exports TEST_POSTGRES_URL.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_service postgres
 
 PG_PORT=5432
 PG_USER=orchestrator_test

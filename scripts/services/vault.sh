@@ -10,6 +10,7 @@
 # only when nothing listens on the port, and checks that the running server accepts
 # the token. Exports TEST_VAULT_ADDR, TEST_VAULT_TOKEN and BAO_BIN.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_service vault
 
 BAO_PORT=${BAO_PORT:-18200}
 OPENBAO_VERSION=2.7.2
