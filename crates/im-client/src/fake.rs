@@ -186,6 +186,20 @@ impl FakeIm {
         self.world().deleting_polls = polls;
     }
 
+    /// After a create or an update, IM is still adding VMs during the first `polls`
+    /// state polls; a destroy meanwhile answers 409 `Invalid State to perform this
+    /// operation.` (default 0; a real IM is in that state for the few milliseconds the
+    /// Dummy connector takes to launch).
+    pub fn set_adding_polls(&self, polls: usize) {
+        self.world().adding_polls = polls;
+    }
+
+    /// The next `destroys` destroys answer 200 but leave the infrastructure as it was,
+    /// as a real IM does when a state poll races its asynchronous delete.
+    pub fn set_lost_destroys(&self, destroys: usize) {
+        self.world().lost_destroys = destroys;
+    }
+
     /// Node types that make VMs besides those whose name ends in `Compute`.
     pub fn set_compute_types(&self, types: &[&str]) {
         self.world().compute_types = types.iter().map(|t| (*t).to_owned()).collect();
@@ -226,6 +240,8 @@ struct World {
     failures: HashMap<Op, Failure>,
     delays: HashMap<Op, Duration>,
     deleting_polls: usize,
+    adding_polls: usize,
+    lost_destroys: usize,
     compute_types: Vec<String>,
     counts: HashMap<Op, usize>,
     created: usize,
@@ -248,6 +264,8 @@ struct Infra {
     next_vm: u32,
     /// State polls since creation or the last update: the position in the sequence.
     polls: usize,
+    /// State polls left until IM has finished adding VMs (destroy is refused before).
+    adding_polls_left: usize,
     /// Why the launch failed (no cloud line), IM's contmsg for it.
     launch_error: Option<String>,
     outputs: Vec<(String, Output)>,
@@ -281,6 +299,8 @@ impl World {
             failures: HashMap::new(),
             delays: HashMap::new(),
             deleting_polls: 0,
+            adding_polls: 0,
+            lost_destroys: 0,
             compute_types: Vec::new(),
             counts: HashMap::new(),
             created: 0,
@@ -721,6 +741,7 @@ async fn post_infrastructures(
         vms: BTreeMap::new(),
         next_vm: 0,
         polls: 0,
+        adding_polls_left: world.adding_polls,
         launch_error: None,
         outputs: template.outputs,
         phase: Phase::Live,
@@ -777,6 +798,7 @@ async fn post_infrastructure(
     let call = begin(&world, Op::Update, &headers).await?;
     let mut world = lock(&world);
     let template = read_body(&call, &headers, &body, &world.compute_types)?;
+    let adding_polls = world.adding_polls;
     let uri = world.infra_uri(&id);
     let infra = find(&mut world, &call, &id)?;
     let added = infra.scale(&template.computes);
@@ -785,6 +807,7 @@ async fn post_infrastructure(
     }
     // IM reconfigures the infrastructure after an update: the sequence starts again.
     infra.polls = 0;
+    infra.adding_polls_left = adding_polls;
     let uris = added.iter().map(|vm| format!("{uri}/vms/{vm}")).collect();
     Ok(uri_list(call.json, uris))
 }
@@ -798,17 +821,30 @@ async fn delete_infrastructure(
     bool_params(&query, &["async", "force"])?;
     let call = begin(&world, Op::Destroy, &headers).await?;
     let mut world = lock(&world);
+    let live = {
+        let infra = find(&mut world, &call, &id)?;
+        if infra.adding_polls_left > 0 {
+            return Err(call.error(409, "Invalid State to perform this operation."));
+        }
+        matches!(infra.phase, Phase::Live)
+    };
+    if !live {
+        // Already being deleted.
+        return Ok(empty_ok());
+    }
+    if world.lost_destroys > 0 {
+        world.lost_destroys -= 1;
+        return Ok(empty_ok());
+    }
     let deleting_polls = world.deleting_polls;
     let infra = find(&mut world, &call, &id)?;
-    if let Phase::Live = infra.phase {
-        infra.phase = if deleting_polls > 0 {
-            Phase::Deleting {
-                polls_left: deleting_polls,
-            }
-        } else {
-            Phase::Deleted { told: false }
-        };
-    }
+    infra.phase = if deleting_polls > 0 {
+        Phase::Deleting {
+            polls_left: deleting_polls,
+        }
+    } else {
+        Phase::Deleted { told: false }
+    };
     Ok(empty_ok())
 }
 
@@ -849,6 +885,7 @@ async fn get_state(world: &Shared, id: &str, headers: &HeaderMap) -> Reply {
         }
         _ => {
             infra.polls += 1;
+            infra.adding_polls_left = infra.adding_polls_left.saturating_sub(1);
             false
         }
     };

@@ -328,3 +328,40 @@ async fn a_timeout_on_create_leaves_an_infrastructure_that_list_finds() {
     assert_eq!(client(&fake).list(&auth).await.unwrap(), fake.infra_ids());
     assert_eq!(fake.created_count(), 1);
 }
+
+#[tokio::test]
+async fn a_destroy_while_im_is_adding_vms_is_a_conflict() {
+    let fake = FakeIm::start().await;
+    fake.set_adding_polls(1);
+    let (im, auth) = (client(&fake), new_user());
+    let id = im.create(&auth, &single_node(1)).await.unwrap();
+    let err = im.destroy(&auth, &id, false).await.unwrap_err();
+    let ImError::Conflict { message } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        message,
+        "Error Destroying Inf: Invalid State to perform this operation."
+    );
+    assert!(!err.is_transient());
+    configured(&im, &auth, &id).await;
+    im.destroy(&auth, &id, false).await.unwrap();
+    gone(&im, &auth, &id).await;
+}
+
+#[tokio::test]
+async fn a_lost_destroy_leaves_the_infrastructure_until_destroyed_again() {
+    let fake = FakeIm::start().await;
+    fake.set_lost_destroys(1);
+    let (im, auth) = (client(&fake), new_user());
+    let id = im.create(&auth, &single_node(1)).await.unwrap();
+    configured(&im, &auth, &id).await;
+    im.destroy(&auth, &id, false).await.unwrap();
+    assert_eq!(
+        im.state(&auth, &id).await.unwrap().state,
+        InfraState::Configured
+    );
+    im.destroy(&auth, &id, false).await.unwrap();
+    let err = im.state(&auth, &id).await.unwrap_err();
+    assert!(matches!(err, ImError::NotFound { .. }), "{err:?}");
+}

@@ -11,7 +11,7 @@ mod contract;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use contract::Target;
@@ -50,14 +50,14 @@ static SHARED: Mutex<Weak<RealIm>> = Mutex::const_new(Weak::new());
 /// every run has its own port and database. The watchdog stops IM if the test binary
 /// dies without dropping it.
 const LAUNCHER: &str = r#"
-import os, signal, sys, threading, time
+import os, signal, threading, time
 def watchdog(parent=os.getppid()):
     while os.getppid() == parent:
         time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=watchdog, daemon=True).start()
 from IM.config import Config as C
-C.REST_ADDRESS = '127.0.0.1'; C.REST_PORT = int(sys.argv[1])
+C.REST_ADDRESS = '127.0.0.1'; C.REST_PORT = int(os.environ['IM_TEST_PORT'])
 C.DATA_DB = 'sqlite://' + os.path.join(os.getcwd(), 'inf.dat')
 C.LOG_FILE = os.path.join(os.getcwd(), 'im.log'); C.LOG_LEVEL = 'DEBUG'
 import IM.im_service as s; s.main()
@@ -88,7 +88,7 @@ impl RealIm {
         let child = Command::new(&python)
             .arg("-c")
             .arg(LAUNCHER)
-            .arg(port.to_string())
+            .env("IM_TEST_PORT", port.to_string())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -119,12 +119,17 @@ impl RealIm {
                     return;
                 }
             }
-            if let Ok(Some(status)) = self.child.lock().unwrap().try_wait() {
+            let exited = self.child().try_wait();
+            if let Ok(Some(status)) = exited {
                 panic!("IM exited ({status}) before answering:\n{}", self.output());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("IM not ready after 30 s:\n{}", self.output());
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn output(&self) -> String {
@@ -134,7 +139,7 @@ impl RealIm {
 
 impl Drop for RealIm {
     fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap();
+        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
