@@ -133,15 +133,20 @@ impl ImClient {
         self.http.request(method, url)
     }
 
-    /// Sends a request and returns the headers and body of a success, or the typed
-    /// error. The credentials never reach an error message or a log line.
-    async fn call(
+    /// Sends a request and reads a success with `read`, or returns the typed error.
+    /// The credentials never reach an error message (IM's text or a body quoted by a
+    /// reader) or a log line.
+    async fn call<T>(
         &self,
         op: &'static str,
         request: RequestBuilder,
         auth: Option<&AuthHeader>,
-    ) -> Result<(HeaderMap, Vec<u8>), ImError> {
-        let result = self.exchange(op, request, auth).await;
+        read: impl FnOnce(&HeaderMap, &[u8]) -> Result<T, ImError>,
+    ) -> Result<T, ImError> {
+        let result = self
+            .exchange(op, request, auth)
+            .await
+            .and_then(|(headers, body)| read(&headers, &body));
         match auth {
             Some(auth) => result.map_err(|e| e.map_text(|text| auth.redact(text))),
             None => result,
@@ -205,8 +210,8 @@ fn transport_error(e: reqwest::Error) -> ImError {
 impl Im for ImClient {
     async fn version(&self) -> Result<String, ImError> {
         let request = self.request(Method::GET, self.url(&["version"]));
-        let (_, body) = self.call("version", request, None).await?;
-        parse::version(&body)
+        self.call("version", request, None, |_, body| parse::version(body))
+            .await
     }
 
     async fn create(&self, auth: &AuthHeader, tosca: &str) -> Result<InfraId, ImError> {
@@ -216,27 +221,35 @@ impl Im for ImClient {
             .request(Method::POST, url)
             .header(CONTENT_TYPE, TOSCA)
             .body(tosca.to_owned());
-        let (headers, body) = self.call("create", request, Some(auth)).await?;
-        let infid = headers.get("infid").and_then(|v| v.to_str().ok());
-        parse::created_infra_id(infid, &body)
+        self.call("create", request, Some(auth), |headers, body| {
+            let infid = headers.get("infid").and_then(|v| v.to_str().ok());
+            parse::created_infra_id(infid, body)
+        })
+        .await
     }
 
     async fn state(&self, auth: &AuthHeader, id: &InfraId) -> Result<StateReport, ImError> {
         let request = self.request(Method::GET, self.infra_url(id, &["state"]));
-        let (_, body) = self.call("state", request, Some(auth)).await?;
-        parse::state_report(&body)
+        self.call("state", request, Some(auth), |_, body| {
+            parse::state_report(body)
+        })
+        .await
     }
 
     async fn vm_ids(&self, auth: &AuthHeader, id: &InfraId) -> Result<Vec<String>, ImError> {
         let request = self.request(Method::GET, self.infra_url(id, &[]));
-        let (_, body) = self.call("vm_list", request, Some(auth)).await?;
-        parse::uri_list_ids(&body)
+        self.call("vm_list", request, Some(auth), |_, body| {
+            parse::uri_list_ids(body)
+        })
+        .await
     }
 
     async fn vm_info(&self, auth: &AuthHeader, id: &InfraId, vm: &str) -> Result<VmInfo, ImError> {
         let request = self.request(Method::GET, self.infra_url(id, &["vms", vm]));
-        let (_, body) = self.call("vm_info", request, Some(auth)).await?;
-        parse::vm_info(vm, &body)
+        self.call("vm_info", request, Some(auth), |_, body| {
+            parse::vm_info(vm, body)
+        })
+        .await
     }
 
     async fn outputs(
@@ -245,14 +258,18 @@ impl Im for ImClient {
         id: &InfraId,
     ) -> Result<Map<String, Value>, ImError> {
         let request = self.request(Method::GET, self.infra_url(id, &["outputs"]));
-        let (_, body) = self.call("outputs", request, Some(auth)).await?;
-        parse::outputs(&body)
+        self.call("outputs", request, Some(auth), |_, body| {
+            parse::outputs(body)
+        })
+        .await
     }
 
     async fn contmsg(&self, auth: &AuthHeader, id: &InfraId) -> Result<String, ImError> {
         let request = self.request(Method::GET, self.infra_url(id, &["contmsg"]));
-        let (_, body) = self.call("contmsg", request, Some(auth)).await?;
-        parse::contmsg(&body)
+        self.call("contmsg", request, Some(auth), |_, body| {
+            parse::contmsg(body)
+        })
+        .await
     }
 
     async fn vm_action(
@@ -264,9 +281,9 @@ impl Im for ImClient {
     ) -> Result<(), ImError> {
         let url = self.infra_url(id, &["vms", vm, action.as_str()]);
         // The answer is an empty 200 body, whatever the Accept header says.
-        self.call("vm_action", self.request(Method::PUT, url), Some(auth))
+        let request = self.request(Method::PUT, url);
+        self.call("vm_action", request, Some(auth), |_, _| Ok(()))
             .await
-            .map(drop)
     }
 
     async fn update(
@@ -279,8 +296,10 @@ impl Im for ImClient {
             .request(Method::POST, self.infra_url(id, &[]))
             .header(CONTENT_TYPE, TOSCA)
             .body(tosca.to_owned());
-        let (_, body) = self.call("update", request, Some(auth)).await?;
-        parse::uri_list_ids(&body)
+        self.call("update", request, Some(auth), |_, body| {
+            parse::uri_list_ids(body)
+        })
+        .await
     }
 
     async fn destroy(&self, auth: &AuthHeader, id: &InfraId, force: bool) -> Result<(), ImError> {
@@ -289,8 +308,9 @@ impl Im for ImClient {
         if force {
             url.query_pairs_mut().append_pair("force", "1");
         }
+        let request = self.request(Method::DELETE, url);
         match self
-            .call("destroy", self.request(Method::DELETE, url), Some(auth))
+            .call("destroy", request, Some(auth), |_, _| Ok(()))
             .await
         {
             Ok(_) | Err(ImError::NotFound { .. }) => Ok(()),
@@ -300,10 +320,12 @@ impl Im for ImClient {
 
     async fn list(&self, auth: &AuthHeader) -> Result<Vec<InfraId>, ImError> {
         let request = self.request(Method::GET, self.url(&["infrastructures"]));
-        let (_, body) = self.call("list", request, Some(auth)).await?;
-        Ok(parse::uri_list_ids(&body)?
-            .into_iter()
-            .map(InfraId)
-            .collect())
+        self.call("list", request, Some(auth), |_, body| {
+            Ok(parse::uri_list_ids(body)?
+                .into_iter()
+                .map(InfraId)
+                .collect())
+        })
+        .await
     }
 }

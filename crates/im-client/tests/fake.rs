@@ -316,6 +316,21 @@ async fn errors_never_carry_the_credentials() {
 }
 
 #[tokio::test]
+async fn an_unreadable_answer_is_a_protocol_error_without_the_credentials() {
+    let fake = FakeIm::start().await;
+    let auth = AuthHeader::with_password("someone", "pass-word-42").cloud(contract::DUMMY);
+    let im = client(&fake);
+    let id = im.create(&auth, &single_node(1)).await.unwrap();
+    // A 200 whose body is not a state report, quoting the password.
+    fake.fail_next(Op::State, 1, 200, "echo pass-word-42");
+    let err = im.state(&auth, &id).await.unwrap_err();
+    assert!(matches!(err, ImError::Protocol(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(!text.contains("pass-word-42"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+}
+
+#[tokio::test]
 async fn a_timeout_on_create_leaves_an_infrastructure_that_list_finds() {
     let fake = FakeIm::start().await;
     fake.set_delay(Op::Create, Duration::from_millis(600));

@@ -157,7 +157,8 @@ impl FakeIm {
     }
 
     /// The next `times` calls of `op` answer `status` with `message` (in IM's
-    /// `{"message","code"}` shape, or FastAPI's `{"detail": [...]}` for a 422).
+    /// `{"message","code"}` shape, or FastAPI's `{"detail": [...]}` for a 422). A 2xx
+    /// status makes a success whose body the client cannot read.
     pub fn fail_next(&self, op: Op, times: usize, status: u16, message: &str) {
         self.world().failures.insert(
             op,
