@@ -284,10 +284,10 @@ async fn counts_and_ids_tell_what_the_engine_did() {
     let a = im.create(&auth, &single_node(1)).await.unwrap();
     let b = im.create(&auth, &single_node(1)).await.unwrap();
     assert_eq!(fake.created_count(), 2);
-    assert_eq!(fake.infra_ids(), [a.clone(), b.clone()]);
+    assert_eq!(fake.infra_ids(), [a.0.clone(), b.0.clone()]);
     im.destroy(&auth, &a, false).await.unwrap();
     gone(&im, &auth, &a).await;
-    assert_eq!(fake.infra_ids(), [b]);
+    assert_eq!(fake.infra_ids(), [b.0]);
     assert_eq!(fake.count(Op::Create), 2);
     assert_eq!(fake.count(Op::Destroy), 1);
     assert_eq!(fake.count(Op::Update), 0);
@@ -340,7 +340,14 @@ async fn a_timeout_on_create_leaves_an_infrastructure_that_list_finds() {
     assert!(err.is_transient(), "{err:?}");
     // The fake, like IM, finishes the create although nobody waits for the answer.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(client(&fake).list(&auth).await.unwrap(), fake.infra_ids());
+    let listed: Vec<String> = client(&fake)
+        .list(&auth)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.0)
+        .collect();
+    assert_eq!(listed, fake.infra_ids());
     assert_eq!(fake.created_count(), 1);
 }
 

@@ -337,7 +337,7 @@ fn read_body(
 
 /// Finds a caller's infrastructure, answering 404/403 the way IM does.
 fn find<'w>(world: &'w mut World, call: &Call, id: &str) -> Result<&'w mut Infra, Refusal> {
-    let Some(infra) = world.infras.iter_mut().find(|infra| infra.id == id) else {
+    let Some(infra) = world.infras.get_mut(id) else {
         return Err(call.error(404, INVALID_INFRA));
     };
     if let Phase::Deleted { told: true } = infra.phase {
@@ -366,7 +366,7 @@ async fn get_infrastructures(State(world): State<Shared>, headers: HeaderMap) ->
     let world = lock(&world);
     let uris = world
         .infras
-        .iter()
+        .values()
         .filter(|infra| infra.owner == call.owner && !matches!(infra.phase, Phase::Deleted { .. }))
         .map(|infra| world.infra_uri(&infra.id))
         .collect();
@@ -410,7 +410,7 @@ async fn post_infrastructures(
     } else {
         infra.scale(&template.computes);
     }
-    world.infras.push(infra);
+    world.infras.insert(id.clone(), infra);
     let uri = world.infra_uri(&id);
     let body = if call.json {
         Json(json!({ "uri": uri })).into_response()

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::model::{InfraId, InfraState};
+use crate::model::InfraState;
 use tosca::Output;
 
 /// The IM operations the fake counts, fails and delays.
@@ -210,13 +210,13 @@ impl FakeIm {
         self.world().counts.get(&op).copied().unwrap_or(0)
     }
 
-    /// The infrastructures not deleted yet, in creation order.
-    pub fn infra_ids(&self) -> Vec<InfraId> {
+    /// The ids of the infrastructures not deleted yet, in creation order.
+    pub fn infra_ids(&self) -> Vec<String> {
         self.world()
             .infras
-            .iter()
+            .values()
             .filter(|infra| !matches!(infra.phase, Phase::Deleted { .. }))
-            .map(|infra| InfraId(infra.id.clone()))
+            .map(|infra| infra.id.clone())
             .collect()
     }
 }
@@ -240,8 +240,9 @@ struct World {
     compute_types: Vec<String>,
     counts: HashMap<Op, usize>,
     created: usize,
-    /// In creation order; deleted ones stay, to answer 404 the way IM does.
-    infras: Vec<Infra>,
+    /// By id, which sorts in creation order; deleted ones stay, to answer 404 the way
+    /// IM does.
+    infras: BTreeMap<String, Infra>,
 }
 
 struct Failure {
@@ -299,7 +300,7 @@ impl World {
             compute_types: Vec::new(),
             counts: HashMap::new(),
             created: 0,
-            infras: Vec::new(),
+            infras: BTreeMap::new(),
         }
     }
 
