@@ -278,6 +278,25 @@ topology_template:
 }
 
 #[tokio::test]
+async fn an_indigo_count_may_come_from_an_input_default() {
+    let fake = FakeIm::start().await;
+    let tosca = r#"tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  inputs:
+    number_of_nodes: { type: integer, default: 3 }
+  node_templates:
+    wn:
+      type: tosca.nodes.indigo.Compute
+      capabilities:
+        scalable:
+          properties: { count: { get_input: number_of_nodes } }
+"#;
+    let (im, auth) = (client(&fake), new_user());
+    let id = im.create(&auth, tosca).await.unwrap();
+    assert_eq!(im.vm_ids(&auth, &id).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn counts_and_ids_tell_what_the_engine_did() {
     let fake = FakeIm::start().await;
     let (im, auth) = (client(&fake), new_user());

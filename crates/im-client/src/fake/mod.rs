@@ -16,10 +16,11 @@
 //!
 //! The TOSCA is read only as far as the Dummy IM would act on it: one VM per Compute
 //! node (a type ending in `Compute`, or one given to [`FakeIm::set_compute_types`]),
-//! times `capabilities.scalable.properties.count` or `default_instances`; outputs of
-//! `get_attribute: [node, private_address]` resolve to the Dummy VM's `10.0.0.1`,
-//! `public_address` to `null`. Credentials without a cloud line make the launch fail,
-//! as in IM.
+//! times `capabilities.scalable.properties.count` or `default_instances`; `get_input`
+//! reads an input's `default`, except in `default_instances`, where IM rejects it with
+//! a 400; outputs of `get_attribute: [node, private_address]` resolve to the Dummy
+//! VM's `10.0.0.1`, `public_address` to `null`. Credentials without a cloud line make
+//! the launch fail, as in IM.
 
 mod http;
 mod tosca;

@@ -47,6 +47,7 @@ pub(super) fn read_template(text: &str, compute_types: &[String]) -> Result<Temp
         return Err("missing tosca_definitions_version".to_owned());
     }
     let topology = doc.as_mapping_get("topology_template");
+    let inputs = topology.and_then(|t| t.as_mapping_get("inputs"));
     let mut computes = Vec::new();
     if let Some(nodes) = topology
         .and_then(|t| t.as_mapping_get("node_templates"))
@@ -59,7 +60,7 @@ pub(super) fn read_template(text: &str, compute_types: &[String]) -> Result<Temp
                 .and_then(Yaml::as_str)
                 .ok_or_else(|| format!("node template {name} has no type"))?;
             if node_type.ends_with("Compute") || compute_types.iter().any(|t| t == node_type) {
-                computes.push((name.to_owned(), instance_count(node)));
+                computes.push((name.to_owned(), instance_count(node, inputs)?));
             }
         }
     }
@@ -70,27 +71,56 @@ pub(super) fn read_template(text: &str, compute_types: &[String]) -> Result<Temp
     {
         for (name, output) in entries {
             let name = name.as_str().ok_or("an output name is not text")?;
-            outputs.push((name.to_owned(), read_output(output.as_mapping_get("value"))));
+            let value = output
+                .as_mapping_get("value")
+                .map(|v| input_value(v, inputs));
+            outputs.push((name.to_owned(), read_output(value)));
         }
     }
     Ok(Template { computes, outputs })
 }
 
-/// `capabilities.scalable.properties.count` (INDIGO) or `default_instances` (standard),
-/// else one.
-fn instance_count(node: &Yaml) -> usize {
-    let scalable = node
+/// `{ get_input: name }` read as the input's `default` (how the orchestrator passes
+/// input values to IM); any other value as it is.
+fn input_value<'a>(value: &'a Yaml<'a>, inputs: Option<&'a Yaml<'a>>) -> &'a Yaml<'a> {
+    value
+        .as_mapping_get("get_input")
+        .and_then(Yaml::as_str)
+        .and_then(|name| inputs?.as_mapping_get(name)?.as_mapping_get("default"))
+        .unwrap_or(value)
+}
+
+/// `capabilities.scalable.properties.count` (INDIGO types, `get_input` resolved) or
+/// `default_instances` (standard), else one. tosca-parser checks `min_instances <=
+/// default_instances <= max_instances` before resolving any function, so a
+/// `get_input` there fails the whole template, as in IM.
+fn instance_count<'a>(node: &'a Yaml<'a>, inputs: Option<&'a Yaml<'a>>) -> Result<usize, String> {
+    let Some(scalable) = node
         .as_mapping_get("capabilities")
         .and_then(|c| c.as_mapping_get("scalable"))
-        .and_then(|s| s.as_mapping_get("properties"));
-    ["count", "default_instances"]
-        .iter()
-        .find_map(|key| {
-            scalable
-                .and_then(|p| p.as_mapping_get(key))
-                .and_then(Yaml::as_integer)
-        })
-        .map_or(1, |n| usize::try_from(n).unwrap_or(0))
+        .and_then(|s| s.as_mapping_get("properties"))
+    else {
+        return Ok(1);
+    };
+    let count = if let Some(count) = scalable.as_mapping_get("count") {
+        input_value(count, inputs).as_integer()
+    } else if let Some(default) = scalable.as_mapping_get("default_instances") {
+        if default.is_mapping() {
+            let min = scalable.as_mapping_get("min_instances");
+            let min = if min.is_some_and(Yaml::is_integer) {
+                "int"
+            } else {
+                "NoneType"
+            };
+            return Err(format!(
+                "'<=' not supported between instances of '{min}' and 'dict'"
+            ));
+        }
+        default.as_integer()
+    } else {
+        None
+    };
+    Ok(count.map_or(1, |n| usize::try_from(n).unwrap_or(0)))
 }
 
 fn read_output(value: Option<&Yaml>) -> Output {

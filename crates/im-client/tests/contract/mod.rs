@@ -24,6 +24,8 @@ macro_rules! contract_tests {
             stopping_and_starting_a_vm_changes_its_state,
             the_aggregate_state_follows_the_first_vm,
             updating_the_template_scales_a_node_up_and_down,
+            input_defaults_resolve_in_properties_and_outputs,
+            a_function_in_default_instances_is_rejected_with_400,
             a_destroyed_infrastructure_is_not_found_and_destroying_again_is_ok,
             a_forced_destroy_deletes_too,
             invalid_tosca_is_rejected_with_400,
@@ -304,6 +306,63 @@ pub async fn updating_the_template_scales_a_node_up_and_down(target: &Target) {
     configured(&im, &auth, &id).await;
     assert_eq!(im.vm_ids(&auth, &id).await.unwrap(), added);
     im.destroy(&auth, &id, false).await.unwrap();
+}
+
+/// The orchestrator passes input values as the inputs' defaults; IM resolves
+/// `get_input` from them in properties and outputs.
+pub async fn input_defaults_resolve_in_properties_and_outputs(target: &Target) {
+    let (im, auth) = (target.client(), new_user());
+    let tosca = r#"tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  inputs:
+    cpus: { type: integer, default: 2 }
+    greeting: { type: string, default: hello }
+  node_templates:
+    vm:
+      type: tosca.nodes.Compute
+      capabilities:
+        host:
+          properties: { num_cpus: { get_input: cpus } }
+  outputs:
+    greeting:
+      value: { get_input: greeting }
+    vm_ip:
+      value: { get_attribute: [ vm, private_address ] }
+"#;
+    let id = im.create(&auth, tosca).await.unwrap();
+    configured(&im, &auth, &id).await;
+    assert_eq!(im.vm_ids(&auth, &id).await.unwrap().len(), 1);
+    assert_eq!(
+        serde_json::Value::Object(im.outputs(&auth, &id).await.unwrap()),
+        json!({"greeting": "hello", "vm_ip": "10.0.0.1"})
+    );
+    im.destroy(&auth, &id, false).await.unwrap();
+}
+
+/// tosca-parser compares `min_instances <= default_instances <= max_instances` before
+/// resolving functions: the instance count must be written into the template.
+pub async fn a_function_in_default_instances_is_rejected_with_400(target: &Target) {
+    let (im, auth) = (target.client(), new_user());
+    let tosca = single_node(1).replace(
+        "default_instances: 1",
+        "default_instances: { get_input: vm_count }",
+    );
+    let tosca = tosca.replace(
+        "topology_template:\n",
+        "topology_template:\n  inputs:\n    vm_count: { type: integer, default: 2 }\n",
+    );
+    let err = im.create(&auth, &tosca).await.unwrap_err();
+    let ImError::Rejected {
+        status: 400,
+        message,
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(
+        message.ends_with("'<=' not supported between instances of 'int' and 'dict'"),
+        "{message}"
+    );
 }
 
 pub async fn a_destroyed_infrastructure_is_not_found_and_destroying_again_is_ok(target: &Target) {
