@@ -9,6 +9,7 @@
 # Idempotent: installs only when the venv lacks the completed install marker, starts
 # only when no IM answers on the port. Exports TEST_IM_URL and IM_VENV (tests that
 # need their own IM spawn `$IM_VENV/bin/python` with the same launcher).
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lock_service im
 

@@ -9,6 +9,7 @@
 # Idempotent: installs only when the venv lacks the completed install marker, starts
 # only when nothing listens on the port, and checks that the running server accepts
 # the token. Exports TEST_VAULT_ADDR, TEST_VAULT_TOKEN and BAO_BIN.
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lock_service vault
 
