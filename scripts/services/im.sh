@@ -31,7 +31,7 @@ T0=$(now_ms)
 install_im() {
     local t
     t=$(now_ms)
-    log "installing IM $IM_VERSION into $VENV (slim install, ~30 s)"
+    log "installing IM $IM_VERSION into $VENV (slim install: ~30 s on an idle machine, up to ~2 min on a busy one)"
     command -v curl >/dev/null || apt_install curl
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
         || die "$PYTHON is older than 3.10; IM $IM_VERSION needs 3.10+ (set PYTHON=...)"
