@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints the status of each service the tests use; exits non-zero if any is down.
 # Never prints passwords or tokens.
+# shellcheck disable=SC2034 # read by lib.sh for the log prefix
 SERVICE_NAME=check
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 down=0

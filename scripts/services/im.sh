@@ -9,6 +9,7 @@
 # Idempotent: installs only when the venv lacks the completed install marker, starts
 # only when no IM answers on the port. Exports TEST_IM_URL and IM_VENV (tests that
 # need their own IM spawn `$IM_VENV/bin/python` with the same launcher).
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lock_service im
 
@@ -30,7 +31,7 @@ T0=$(now_ms)
 install_im() {
     local t
     t=$(now_ms)
-    log "installing IM $IM_VERSION into $VENV (slim install, ~30 s)"
+    log "installing IM $IM_VERSION into $VENV (slim install: ~30 s on an idle machine, up to ~2 min on a busy one)"
     command -v curl >/dev/null || apt_install curl
     "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
         || die "$PYTHON is older than 3.10; IM $IM_VERSION needs 3.10+ (set PYTHON=...)"

@@ -23,7 +23,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 # Milliseconds since the epoch, for timings.
 now_ms() { date +%s%3N; }
-since() { echo "$(( ($(now_ms) - $1) ))ms"; }
+since() { echo "$(( $(now_ms) - $1 ))ms"; }
 
 # Hides the password of a URL such as postgres://user:pass@host/db before it is logged.
 redact() { sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$1"; }
@@ -89,6 +89,7 @@ start_daemon() {
     (
         cd "$workdir" || exit 1
         exec 9>&- # the service lock (lock_service) must not outlive this script
+        # shellcheck disable=SC2016 # expanded by the inner shell
         exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@"
     ) </dev/null >>"$logfile" 2>&1 &
     wait_cmd 5 test -s "$pidfile" || die "could not start $1"
@@ -96,7 +97,7 @@ start_daemon() {
 
 # stop_pidfile PIDFILE PATTERN NAME: SIGTERM, wait up to 15 s, then SIGKILL.
 stop_pidfile() {
-    local pidfile=$1 pattern=$2 name=$3 pid i
+    local pidfile=$1 pattern=$2 name=$3 pid
     if ! pid_running "$pidfile" "$pattern"; then
         rm -f "$pidfile"
         return 0
@@ -104,7 +105,7 @@ stop_pidfile() {
     pid=$(<"$pidfile")
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do
+    for _ in $(seq 1 150); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -138,11 +139,13 @@ _apt_updated=0
 # apt_install PACKAGE...: installs Debian packages, refreshing the lists once.
 apt_install() {
     log "installing Debian packages: $*"
+    local out="$SERVICES_DIR/apt.log"
     if [[ $_apt_updated -eq 0 ]]; then
-        as_root apt-get update -qq
+        as_root apt-get update -qq >"$out" 2>&1 || { cat "$out" >&2; die "apt-get update failed"; }
         _apt_updated=1
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >"$out" 2>&1 \
+        || { tail -n 30 "$out" >&2; die "apt-get install $* failed"; }
 }
 
 # set_env SERVICE VAR=VALUE...: records the service's variables and rebuilds .services/env.

@@ -6,6 +6,7 @@
 # Idempotent: installs `mariadb-server` only when mariadbd is missing, starts it only
 # when it does not answer, and (re)creates the user with its password.
 # Exports TEST_MYSQL_URL.
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lock_service mariadb
 

@@ -6,6 +6,7 @@
 # Idempotent: installs `postgresql` only when no cluster exists, starts the cluster
 # only when the port is closed, and (re)creates the role with its password.
 # Exports TEST_POSTGRES_URL.
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 lock_service postgres
 
@@ -15,7 +16,9 @@ PG_PASSWORD=orchestrator_test
 URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
 T0=$(now_ms)
 
-newest_cluster_version() { ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1; }
+newest_cluster_version() {
+    find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1
+}
 
 if ! command -v pg_ctlcluster >/dev/null || [[ -z $(newest_cluster_version) ]]; then
     apt_install postgresql

@@ -5,7 +5,9 @@
 # Each service script is idempotent, so running this again is fast and only starts
 # what has stopped. Exits non-zero when any service failed; that service's variables
 # are then removed from .services/env, so REQUIRE_SERVICES=1 tests fail loudly.
+# shellcheck disable=SC2034 # read by lib.sh for the log prefix
 SERVICE_NAME=up
+# shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL=(postgres mariadb im vault)
