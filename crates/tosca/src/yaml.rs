@@ -163,44 +163,55 @@ fn key_text(node: &MarkedYaml<'_>) -> String {
     }
 }
 
+/// A YAML-level problem (as opposed to a TOSCA one) at a position.
+fn yaml_error(pos: Pos, message: &str) -> Error {
+    Error {
+        line: Some(pos.line),
+        column: Some(pos.column),
+        message: format!("not valid YAML: {message}"),
+        kind: ErrorKind::Yaml,
+    }
+}
+
 fn convert(node: &MarkedYaml<'_>) -> Result<Node, Error> {
     let pos = pos_of(&node.span.start);
-    let value = match &node.data {
-        YamlData::Value(Scalar::Null) => Yaml::Null,
-        YamlData::Value(Scalar::Boolean(b)) => Yaml::Bool(*b),
-        YamlData::Value(Scalar::Integer(i)) => Yaml::Int(*i),
-        YamlData::Value(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
-        YamlData::Value(Scalar::String(s)) => Yaml::Str(s.to_string()),
-        YamlData::Representation(text, _, _) => Yaml::Str(text.to_string()),
-        YamlData::Sequence(items) => {
-            Yaml::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
-        }
-        YamlData::Mapping(map) => {
-            let mut entries: Vec<(Key, Node)> = Vec::with_capacity(map.len());
-            for (k, v) in map.iter() {
-                let key = Key {
-                    text: key_text(k),
-                    pos: pos_of(&k.span.start),
-                };
-                if entries
-                    .iter()
-                    .any(|(existing, _)| existing.text == key.text)
-                {
-                    return Err(Error::at(key.pos, format!("duplicate key '{}'", key.text)));
-                }
-                entries.push((key, convert(v)?));
+    let value =
+        match &node.data {
+            YamlData::Value(Scalar::Null) => Yaml::Null,
+            YamlData::Value(Scalar::Boolean(b)) => Yaml::Bool(*b),
+            YamlData::Value(Scalar::Integer(i)) => Yaml::Int(*i),
+            YamlData::Value(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
+            YamlData::Value(Scalar::String(s)) => Yaml::Str(s.to_string()),
+            YamlData::Representation(text, _, _) => Yaml::Str(text.to_string()),
+            YamlData::Sequence(items) => {
+                Yaml::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
             }
-            Yaml::Map(entries)
-        }
-        YamlData::Tagged(_, inner) => return convert(inner),
-        YamlData::Alias(_) => {
-            return Err(Error::at(
+            YamlData::Mapping(map) => {
+                let mut entries: Vec<(Key, Node)> = Vec::with_capacity(map.len());
+                for (k, v) in map.iter() {
+                    let key = Key {
+                        text: key_text(k),
+                        pos: pos_of(&k.span.start),
+                    };
+                    if entries
+                        .iter()
+                        .any(|(existing, _)| existing.text == key.text)
+                    {
+                        return Err(Error::at(key.pos, format!("duplicate key '{}'", key.text)));
+                    }
+                    entries.push((key, convert(v)?));
+                }
+                Yaml::Map(entries)
+            }
+            YamlData::Tagged(_, inner) => return convert(inner),
+            // saphyr resolves aliases itself (within a node budget) and leaves unknown ones
+            // and scalars contradicting their core-schema tag (`!!int many`) as bad values.
+            YamlData::Alias(_) => return Err(yaml_error(pos, "unresolved YAML alias")),
+            YamlData::BadValue => return Err(yaml_error(
                 pos,
-                "YAML aliases are not supported in templates",
-            ))
-        }
-        YamlData::BadValue => return Err(Error::at(pos, "unreadable YAML value")),
-    };
+                "unreadable YAML value (an unknown alias, or a value that does not match its tag)",
+            )),
+        };
     Ok(Node { pos, value })
 }
 
