@@ -167,14 +167,30 @@ pub fn parse_schema(node: &Node, registry: &Registry, what: &str) -> Result<Sche
         constraints,
         entry_schema,
     };
-    // Constraint operands must themselves be values of the type.
-    for c in &schema.constraints {
-        for operand in operands(c) {
+    // Constraint operands must themselves be values of the type; a problem is located
+    // at the operand (each constraint item is one `operator: operand` entry).
+    let items = node
+        .get("constraints")
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    for (i, c) in schema.constraints.iter().enumerate() {
+        let operand_node = items
+            .get(i)
+            .and_then(Node::as_map)
+            .and_then(|entries| entries.first())
+            .map(|(_, operand)| operand);
+        for (j, operand) in operands(c).into_iter().enumerate() {
             if let Err(msg) = comparable(&schema.type_name, operand, registry) {
+                let pos = operand_node
+                    .map(|n| match n.as_seq() {
+                        Some(values) => values.get(j).map_or(n.pos, |v| v.pos),
+                        None => n.pos,
+                    })
+                    .unwrap_or(node.pos);
                 return Err(Error::at(
-                    node.get("constraints").map(|n| n.pos).unwrap_or(node.pos),
+                    pos,
                     format!(
-                        "a constraint of {what} has an operand that is not a {}: {msg}",
+                        "a constraint of {what} has an operand that is not of type '{}': {msg}",
                         schema.type_name
                     ),
                 ));
