@@ -254,7 +254,59 @@ fn a_missing_transitive_import_is_reported_at_the_top_level_import() {
     let err = Template::parse_with_imports(&fixture("kubernetes_cluster.yaml"), &only_custom)
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::MissingImport);
-    assert!(err.message.contains("base_types.yaml"), "{err}");
+    // Located at the template's own import, with the inner position in the message.
+    assert_eq!((err.line, err.column), (Some(4), Some(5)), "{err}");
+    assert!(
+        err.message.starts_with(&format!(
+            "in import '{CUSTOM_TYPES_URL}': line 6, column 5: import '{}' was not provided",
+            common::BASE_TYPES_URL
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_problem_in_an_imported_type_is_reported_at_the_import_naming_the_url() {
+    let mut broken = imports();
+    broken.insert(
+        GATEWAY_TYPES_URL.to_string(),
+        fixture("imports/gateway_types.yaml")
+            .replace("tosca.nodes.Container.Application", "example.nodes.Missing"),
+    );
+    let err =
+        Template::parse_with_imports(&fixture("versions/tosca_1_2.yaml"), &broken).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Tosca);
+    assert_eq!((err.line, err.column), (Some(9), Some(5)), "{err}");
+    assert_eq!(
+        err.message,
+        format!(
+            "in import '{GATEWAY_TYPES_URL}': line 5, column 19: type 'example.nodes.Gateway' \
+             is derived from unknown type 'example.nodes.Missing'"
+        )
+    );
+}
+
+#[test]
+fn a_problem_in_a_transitively_imported_type_names_every_import_on_the_way() {
+    let mut broken = imports();
+    broken.insert(
+        common::BASE_TYPES_URL.to_string(),
+        fixture("imports/indigo_base_types.yaml").replace(
+            "derived_from: tosca.capabilities.Scalable",
+            "derived_from: tosca.capabilities.Scalabel",
+        ),
+    );
+    let err =
+        Template::parse_with_imports(&fixture("kubernetes_cluster.yaml"), &broken).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(4), Some(5)), "{err}");
+    assert!(
+        err.message.starts_with(&format!(
+            "in import '{CUSTOM_TYPES_URL}': line 6, column 5: in import '{}': line 7, column 19: \
+             type 'tosca.capabilities.indigo.Scalable' is derived from unknown type",
+            common::BASE_TYPES_URL
+        )),
+        "{err}"
+    );
 }
 
 #[test]
