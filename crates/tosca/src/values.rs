@@ -333,37 +333,81 @@ fn version_regex() -> Option<&'static Regex> {
     .as_ref()
 }
 
+/// The YAML 1.1 timestamp (https://yaml.org/type/timestamp.html), which TOSCA's
+/// `timestamp` refers to: a date alone, or a date and a time separated by `T`, `t`
+/// or spaces, with an optional fraction and an optional zone (`Z`, `+1`, `-05`,
+/// `+05:30`, also `+0530` as ISO 8601 writes it) that spaces may precede. Without a
+/// zone the time is UTC.
+fn timestamp_regex() -> Option<&'static Regex> {
+    static RE: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"^(\d{4})-(\d{2})-(\d{2})$",
+            r"|^(\d{4})-(\d{1,2})-(\d{1,2})(?:[Tt]|[ \t]+)(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d*))?",
+            r"(?:[ \t]*(Z|[-+]\d{1,2}(?::?\d{2})?))?$",
+        ))
+        .ok()
+    })
+    .as_ref()
+}
+
 fn parse_timestamp(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
-        return Ok(dt.timestamp_micros());
+    let invalid = || format!("'{text}' is not a timestamp (ISO 8601, e.g. 2024-01-31T10:00:00Z)");
+    let caps = timestamp_regex()
+        .and_then(|re| re.captures(text.trim()))
+        .ok_or_else(invalid)?;
+    let num = |i: usize| -> u32 {
+        caps.get(i)
+            .and_then(|m| m.as_str().parse().ok())
+            .unwrap_or(0)
+    };
+    let year = |i: usize| -> i32 {
+        caps.get(i)
+            .and_then(|m| m.as_str().parse().ok())
+            .unwrap_or(0)
+    };
+    if caps.get(1).is_some() {
+        return chrono::NaiveDate::from_ymd_opt(year(1), num(2), num(3))
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|dt| dt.and_utc().timestamp_micros())
+            .ok_or_else(invalid);
     }
-    let normalized = t.replacen(' ', "T", 1).replace('t', "T");
-    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(&normalized) {
-        return Ok(dt.timestamp_micros());
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f %:z",
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f %#z",
-    ] {
-        if let Ok(dt) = chrono::DateTime::parse_from_str(&normalized, fmt) {
-            return Ok(dt.timestamp_micros());
+    let nanos = caps.get(10).map_or(0, |m| {
+        let digits: String = m
+            .as_str()
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        digits.parse().unwrap_or(0)
+    });
+    let local = chrono::NaiveDate::from_ymd_opt(year(4), num(5), num(6))
+        .and_then(|d| d.and_hms_nano_opt(num(7), num(8), num(9), nanos))
+        .ok_or_else(invalid)?;
+    let offset_seconds = match caps.get(11).map(|m| m.as_str()) {
+        None | Some("Z") => 0,
+        Some(zone) => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let digits: String = zone[1..].chars().filter(char::is_ascii_digit).collect();
+            let (hours, minutes) = if digits.len() > 2 {
+                digits.split_at(digits.len() - 2)
+            } else {
+                (digits.as_str(), "0")
+            };
+            let (hours, minutes): (i32, i32) =
+                (hours.parse().unwrap_or(0), minutes.parse().unwrap_or(0));
+            if hours > 23 || minutes > 59 {
+                return Err(invalid());
+            }
+            sign * (hours * 3600 + minutes * 60)
         }
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(&normalized, fmt) {
-            return Ok(dt.and_utc().timestamp_micros());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        if let Some(dt) = d.and_hms_opt(0, 0, 0) {
-            return Ok(dt.and_utc().timestamp_micros());
-        }
-    }
-    Err(format!(
-        "'{text}' is not a timestamp (ISO 8601, e.g. 2024-01-31T10:00:00Z)"
-    ))
+    };
+    let offset = chrono::FixedOffset::east_opt(offset_seconds).ok_or_else(invalid)?;
+    local
+        .and_local_timezone(offset)
+        .single()
+        .map(|dt| dt.timestamp_micros())
+        .ok_or_else(invalid)
 }
 
 fn describe(value: &Value) -> String {
