@@ -162,45 +162,145 @@ pub fn parse_schema(node: &Node, registry: &Registry, what: &str) -> Result<Sche
         )?)),
         None => None,
     };
-    let schema = Schema {
+    let mut schema = Schema {
         type_name,
         constraints,
         entry_schema,
     };
-    // Constraint operands must themselves be values of the type; a problem is located
-    // at the operand (each constraint item is one `operator: operand` entry).
+    // Each constraint item is one `operator: operand` entry; problems are located at
+    // the operator or at the operand.
     let items = node
         .get("constraints")
         .and_then(Node::as_seq)
         .unwrap_or_default();
-    for (i, c) in schema.constraints.iter().enumerate() {
-        let operand_node = items
+    let item = |i: usize| {
+        items
             .get(i)
             .and_then(Node::as_map)
             .and_then(|entries| entries.first())
-            .map(|(_, operand)| operand);
-        for (j, operand) in operands(c).into_iter().enumerate() {
-            if let Err(msg) = comparable(&schema.type_name, operand, registry) {
-                let pos = operand_node
-                    .map(|n| match n.as_seq() {
-                        Some(values) => values.get(j).map_or(n.pos, |v| v.pos),
-                        None => n.pos,
-                    })
-                    .unwrap_or(node.pos);
-                return Err(Error::at(
-                    pos,
-                    format!(
-                        "a constraint of {what} has an operand that is not of type '{}': {msg}",
-                        schema.type_name
-                    ),
-                ));
+    };
+    let base = primitive_base(&schema.type_name, registry);
+    for (i, c) in schema.constraints.iter().enumerate() {
+        if !applies(c, &base) {
+            let pos = item(i).map_or(node.pos, |(key, _)| key.pos);
+            return Err(Error::at(
+                pos,
+                format!(
+                    "constraint '{}' of {what} does not apply to type '{}'",
+                    operator(c),
+                    schema.type_name
+                ),
+            ));
+        }
+    }
+    // Operands must themselves be values of the type (with its entry schema); they
+    // are normalised like the values they are compared with.
+    let unconstrained = Schema {
+        type_name: schema.type_name.clone(),
+        constraints: vec![],
+        entry_schema: schema.entry_schema.clone(),
+    };
+    for (i, c) in schema.constraints.iter_mut().enumerate() {
+        let operand_node = item(i).map(|(_, operand)| operand);
+        let in_range = matches!(c, Constraint::InRange(..));
+        let several = in_range || matches!(c, Constraint::ValidValues(_));
+        for (j, operand) in operands_mut(c).into_iter().enumerate() {
+            // `in_range: [1, UNBOUNDED]`: an upper bound that is not a value.
+            if in_range && j == 1 && *operand == "UNBOUNDED" {
+                continue;
+            }
+            let mut problems = Vec::new();
+            match check(
+                operand,
+                &unconstrained,
+                registry,
+                "",
+                "the operand",
+                &mut problems,
+            ) {
+                Some(normalised) if problems.is_empty() => *operand = normalised,
+                _ => {
+                    let problem = problems.into_iter().next().unwrap_or_else(|| Violation {
+                        pointer: String::new(),
+                        message: "the operand is invalid".into(),
+                    });
+                    let at = operand_node.map(|n| match (several, n.as_seq()) {
+                        (true, Some(values)) => values.get(j).unwrap_or(n),
+                        _ => n,
+                    });
+                    let pos = at
+                        .map(|n| node_at(n, &problem.pointer).pos)
+                        .unwrap_or(node.pos);
+                    return Err(Error::at(
+                        pos,
+                        format!(
+                            "a constraint of {what} has an operand that is not of type '{}': {}",
+                            schema.type_name, problem.message
+                        ),
+                    ));
+                }
             }
         }
     }
     Ok(schema)
 }
 
-fn operands(c: &Constraint) -> Vec<&Value> {
+/// The node a JSON pointer (relative to `node`) designates, or the deepest one found.
+fn node_at<'a>(node: &'a Node, pointer: &str) -> &'a Node {
+    let mut current = node;
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        let next = match &current.value {
+            crate::yaml::Yaml::Seq(items) => {
+                segment.parse::<usize>().ok().and_then(|i| items.get(i))
+            }
+            crate::yaml::Yaml::Map(_) => current.get(&segment),
+            _ => None,
+        };
+        match next {
+            Some(n) => current = n,
+            None => break,
+        }
+    }
+    current
+}
+
+/// The operator's name as written in templates.
+fn operator(c: &Constraint) -> &'static str {
+    match c {
+        Constraint::Equal(_) => "equal",
+        Constraint::GreaterThan(_) => "greater_than",
+        Constraint::GreaterOrEqual(_) => "greater_or_equal",
+        Constraint::LessThan(_) => "less_than",
+        Constraint::LessOrEqual(_) => "less_or_equal",
+        Constraint::InRange(..) => "in_range",
+        Constraint::ValidValues(_) => "valid_values",
+        Constraint::Length(_) => "length",
+        Constraint::MinLength(_) => "min_length",
+        Constraint::MaxLength(_) => "max_length",
+        Constraint::Pattern(..) => "pattern",
+    }
+}
+
+/// Whether a constraint can hold for values whose primitive base is `base`: a
+/// constraint that never can is a mistake in the template, refused when parsing
+/// rather than at every deployment.
+fn applies(c: &Constraint, base: &str) -> bool {
+    match c {
+        Constraint::Length(_) | Constraint::MinLength(_) | Constraint::MaxLength(_) => {
+            matches!(base, "string" | "list" | "map")
+        }
+        Constraint::Pattern(..) => base == "string",
+        Constraint::GreaterThan(_)
+        | Constraint::GreaterOrEqual(_)
+        | Constraint::LessThan(_)
+        | Constraint::LessOrEqual(_)
+        | Constraint::InRange(..) => !matches!(base, "list" | "map" | "range" | "null" | "complex"),
+        Constraint::Equal(_) | Constraint::ValidValues(_) => true,
+    }
+}
+
+fn operands_mut(c: &mut Constraint) -> Vec<&mut Value> {
     match c {
         Constraint::Equal(v)
         | Constraint::GreaterThan(v)
@@ -208,7 +308,7 @@ fn operands(c: &Constraint) -> Vec<&Value> {
         | Constraint::LessThan(v)
         | Constraint::LessOrEqual(v) => vec![v],
         Constraint::InRange(a, b) => vec![a, b],
-        Constraint::ValidValues(vs) => vs.iter().collect(),
+        Constraint::ValidValues(vs) => vs.iter_mut().collect(),
         _ => vec![],
     }
 }
@@ -224,6 +324,9 @@ fn check_type_exists(name: &str, pos: Pos, registry: &Registry, what: &str) -> R
 /// A value ready for comparison.
 #[derive(Debug, Clone, PartialEq)]
 enum Cmp {
+    /// Integers and timestamps (microseconds), compared exactly.
+    Int(i64),
+    /// Floats and scalar units (in their base unit).
     Num(f64),
     Str(String),
     Bool(bool),
@@ -234,6 +337,7 @@ enum Cmp {
 impl PartialOrd for Cmp {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match (self, other) {
+            (Cmp::Int(a), Cmp::Int(b)) => Some(a.cmp(b)),
             (Cmp::Num(a), Cmp::Num(b)) => a.partial_cmp(b),
             (Cmp::Str(a), Cmp::Str(b)) => a.partial_cmp(b),
             (Cmp::Bool(a), Cmp::Bool(b)) => a.partial_cmp(b),
@@ -427,18 +531,18 @@ fn comparable(type_name: &str, value: &Value, registry: &Registry) -> Result<(Cm
         ("string", Value::String(s)) => Ok((Cmp::Str(s.clone()), value.clone())),
         ("string", other) => Err(format!("must be a string, got {}", describe(other))),
         ("integer", Value::Number(n)) if n.as_i64().is_some() => {
-            Ok((Cmp::Num(n.as_i64().unwrap_or(0) as f64), value.clone()))
+            Ok((Cmp::Int(n.as_i64().unwrap_or(0)), value.clone()))
         }
         ("integer", Value::Number(n))
             if n.as_f64()
                 .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.0e15) =>
         {
             let i = n.as_f64().unwrap_or(0.0) as i64;
-            Ok((Cmp::Num(i as f64), Value::from(i)))
+            Ok((Cmp::Int(i), Value::from(i)))
         }
         ("integer", Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
             let i = s.trim().parse::<i64>().unwrap_or(0);
-            Ok((Cmp::Num(i as f64), Value::from(i)))
+            Ok((Cmp::Int(i), Value::from(i)))
         }
         ("integer", other) => Err(format!("must be an integer, got {}", describe(other))),
         ("float", Value::Number(n)) => {
@@ -458,9 +562,7 @@ fn comparable(type_name: &str, value: &Value, registry: &Registry) -> Result<(Cm
             Ok((Cmp::Bool(b), Value::Bool(b)))
         }
         ("boolean", other) => Err(format!("must be true or false, got {}", describe(other))),
-        ("timestamp", Value::String(s)) => {
-            parse_timestamp(s).map(|t| (Cmp::Num(t as f64), value.clone()))
-        }
+        ("timestamp", Value::String(s)) => parse_timestamp(s).map(|t| (Cmp::Int(t), value.clone())),
         ("timestamp", other) => Err(format!(
             "must be a timestamp string, got {}",
             describe(other)
@@ -582,18 +684,10 @@ pub fn check(
             return None;
         }
     };
-    // Data types: their own constraints and properties apply too.
-    let mut constraints: Vec<&Constraint> = schema.constraints.iter().collect();
-    let data_type_constraints = data_type_constraints(&schema.type_name, registry);
-    constraints.extend(data_type_constraints.iter());
-    for c in constraints {
-        if let Some(msg) = violates(c, &cmp, &normalized, &schema.type_name, registry) {
-            out.push(Violation {
-                pointer: pointer.to_string(),
-                message: format!("{label} {msg}"),
-            });
-        }
-    }
+    // Entries are normalised before the value's own constraints are checked, so that
+    // `equal` and `valid_values` compare normalised values; the value's violations
+    // are still reported before its entries'.
+    let mut entries = Vec::new();
     match (&mut normalized, &schema.entry_schema) {
         (Value::Array(items), Some(entry)) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -603,7 +697,7 @@ pub fn check(
                     registry,
                     &format!("{pointer}/{i}"),
                     &format!("{label} entry {i}"),
-                    out,
+                    &mut entries,
                 ) {
                     *item = v;
                 }
@@ -617,7 +711,7 @@ pub fn check(
                     registry,
                     &format!("{pointer}/{}", escape(k)),
                     &format!("{label} entry '{k}'"),
-                    out,
+                    &mut entries,
                 ) {
                     *item = v;
                 }
@@ -625,6 +719,19 @@ pub fn check(
         }
         _ => {}
     }
+    // Data types: their own constraints and properties apply too.
+    let mut constraints: Vec<&Constraint> = schema.constraints.iter().collect();
+    let data_type_constraints = data_type_constraints(&schema.type_name, registry);
+    constraints.extend(data_type_constraints.iter());
+    for c in constraints {
+        if let Some(msg) = violates(c, &cmp, &normalized, &schema.type_name, registry) {
+            out.push(Violation {
+                pointer: pointer.to_string(),
+                message: format!("{label} {msg}"),
+            });
+        }
+    }
+    out.append(&mut entries);
     if primitive_base(&schema.type_name, registry) == "complex" {
         if let Value::Object(map) = &mut normalized {
             check_properties(map, &schema.type_name, registry, pointer, label, out);
@@ -759,8 +866,14 @@ fn violates(
     };
     let got = show(value);
     match c {
-        Constraint::Equal(v) => (operand(v).as_ref() != Some(cmp))
-            .then(|| format!("must be equal to {}, got {got}", show(v))),
+        Constraint::Equal(v) => {
+            // Lists, maps and ranges have no comparable form: compare them whole.
+            let equal = match cmp {
+                Cmp::Other => v == value,
+                _ => operand(v).as_ref() == Some(cmp),
+            };
+            (!equal).then(|| format!("must be equal to {}, got {got}", show(v)))
+        }
         Constraint::GreaterThan(v) => (operand(v).and_then(|o| cmp.partial_cmp(&o))
             != Some(Ordering::Greater))
         .then(|| format!("must be greater than {}, got {got}", show(v))),
