@@ -237,8 +237,9 @@ pub fn parse(src: &str) -> Result<Node, Error> {
     }
 }
 
-/// Writes a node as block-style YAML. Strings are always double-quoted (JSON
-/// escaping), so no value changes type when read back by any YAML 1.1/1.2 parser.
+/// Writes a node as block-style YAML. Strings are always double-quoted and floats
+/// always have a dot and a signed exponent, so no value changes type when read back
+/// by any YAML 1.1/1.2 parser.
 pub fn emit(node: &Node) -> String {
     let mut out = String::new();
     match &node.value {
@@ -252,8 +253,52 @@ pub fn emit(node: &Node) -> String {
     out
 }
 
+/// A double-quoted YAML scalar. Beyond `"` and `\\`, every character that a YAML 1.1
+/// reader (IM's PyYAML) refuses unescaped (C0 and C1 controls, DEL, U+FFFE/U+FFFF)
+/// or reads as a line break (NEL, U+2028, U+2029), and the BOM, is escaped.
 fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                let _ = write!(out, "\\x{:02X}", u32::from(c));
+            }
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A finite float in a form both YAML 1.1 and 1.2 read as a float: YAML 1.1 needs a
+/// dot in the mantissa and a sign in the exponent (`1e20` is a string there).
+/// Rust's shortest round-trip representation gives the digits.
+fn float_text(f: f64) -> String {
+    let text = format!("{f:?}");
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m.to_string(), Some(e)),
+        None => (text.clone(), None),
+    };
+    let mantissa = if mantissa.contains('.') {
+        mantissa
+    } else {
+        format!("{mantissa}.0")
+    };
+    match exponent {
+        Some(e) if e.starts_with(['-', '+']) => format!("{mantissa}e{e}"),
+        Some(e) => format!("{mantissa}e+{e}"),
+        None => mantissa,
+    }
 }
 
 fn scalar(node: &Node) -> String {
@@ -271,12 +316,7 @@ fn scalar(node: &Node) -> String {
                     "-.inf".into()
                 }
             } else {
-                let text = format!("{f:?}");
-                if text.contains(['.', 'e', 'E']) {
-                    text
-                } else {
-                    format!("{text}.0")
-                }
+                float_text(*f)
             }
         }
         Yaml::Str(s) => quote(s),
