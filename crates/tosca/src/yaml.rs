@@ -215,8 +215,70 @@ fn convert(node: &MarkedYaml<'_>) -> Result<Node, Error> {
     Ok(Node { pos, value })
 }
 
+/// The deepest nesting of collections a document may have. saphyr's loader, and the
+/// conversion, checks and emission here, recurse once per level: a document nested
+/// a few hundred levels deep (easily written, or built with a chain of aliases)
+/// overflows a thread's stack, which aborts the whole process. Real templates stay
+/// under 20 levels.
+pub const MAX_DEPTH: usize = 100;
+
+/// Refuses documents nested deeper than [`MAX_DEPTH`], counting what aliases expand
+/// to, by walking the parser's events (which uses no recursion) before loading.
+/// Syntax errors are left to the loader, which reports them the same way.
+fn check_depth(src: &str) -> Result<(), Error> {
+    use saphyr_parser::{Event, Parser};
+    use std::collections::HashMap;
+
+    let too_deep = |marker: &saphyr::Marker| {
+        yaml_error(
+            pos_of(marker),
+            &format!("the document is nested more than {MAX_DEPTH} levels deep"),
+        )
+    };
+    // For each open collection: its anchor and the height of its tallest child.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    // The height of each anchored collection, for the aliases that copy it.
+    let mut heights: HashMap<usize, usize> = HashMap::new();
+    for event in Parser::new_from_str(src) {
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(too_deep(&span.start));
+                }
+                open.push((anchor, 0));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, tallest_child)) = open.pop() {
+                    let height = tallest_child + 1;
+                    if anchor > 0 {
+                        heights.insert(anchor, height);
+                    }
+                    if let Some(parent) = open.last_mut() {
+                        parent.1 = parent.1.max(height);
+                    }
+                }
+            }
+            Event::Alias(anchor) => {
+                let height = heights.get(&anchor).copied().unwrap_or(0);
+                if open.len() + height > MAX_DEPTH {
+                    return Err(too_deep(&span.start));
+                }
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = parent.1.max(height);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses the first document of a YAML text.
 pub fn parse(src: &str) -> Result<Node, Error> {
+    check_depth(src)?;
     let docs = MarkedYaml::load_from_str(src).map_err(|e| {
         let m = e.marker();
         Error {
