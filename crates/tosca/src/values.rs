@@ -743,6 +743,11 @@ pub fn check(
 fn data_type_constraints(type_name: &str, registry: &Registry) -> Vec<Constraint> {
     let mut out = Vec::new();
     for ancestor in registry.ancestors(Family::Data, type_name) {
+        // The one normative data type with a constraint (TOSCA 1.3, 5.3.5): built in
+        // without a definition, so its constraint is written here.
+        if ancestor == "tosca.datatypes.network.PortDef" {
+            out.push(Constraint::InRange(Value::from(1), Value::from(65535)));
+        }
         if let Some(def) = registry
             .get(Family::Data, &ancestor)
             .and_then(|t| t.definition.as_ref())
