@@ -523,3 +523,23 @@ fn scalar_unit_bitrate_is_supported_too() {
     assert!(validate_x(&t, json!("999 kbps")).is_err());
     assert!(validate_x(&t, json!("10 MB")).is_err());
 }
+
+#[test]
+fn a_port_def_is_a_port_number_from_1_to_65535() {
+    let t = parse_fixture("versions/tosca_1_1.yaml");
+    let check = |port: Value| {
+        t.validate_inputs(&obj(json!({"db_name": "orders", "db_port": port})))
+            .map(|r| r.values()["db_port"].clone())
+    };
+    assert_eq!(check(json!(1)).unwrap(), json!(1));
+    assert_eq!(check(json!("5432")).unwrap(), json!(5432));
+    assert_eq!(check(json!(65535)).unwrap(), json!(65535));
+    for bad in [json!(0), json!(65536), json!(-22)] {
+        let err = check(bad.clone()).unwrap_err();
+        assert_eq!(pointers(&err), ["/db_port"], "{bad}");
+        assert!(
+            err[0].message.contains("must be in the range [1, 65535]"),
+            "{err:?}"
+        );
+    }
+}
