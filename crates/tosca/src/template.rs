@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Pos};
+use crate::instances::{literal_count, COUNT_PROPERTIES, MAX_INSTANCES};
 use crate::types::{Family, Registry, TypeDef};
 use crate::values::{check, escape, parse_schema, Schema, Violation};
 use crate::yaml::{self, Node, Yaml};
@@ -380,6 +381,32 @@ fn check_get_input(node: &Node, declared: &HashSet<&str>) -> Result<(), Error> {
     }
 }
 
+/// Refuses a literal instance count above [`MAX_INSTANCES`], where it is written.
+fn check_literal_counts(node_name: &str, def: &Node) -> Result<(), Error> {
+    let Some(props) = def
+        .get("capabilities")
+        .and_then(|c| c.get("scalable"))
+        .and_then(|s| s.get("properties"))
+    else {
+        return Ok(());
+    };
+    for key in COUNT_PROPERTIES {
+        if let Some(value) = props.get(key) {
+            if let Some(count) = literal_count(&value.to_json()) {
+                if count > u64::from(MAX_INSTANCES) {
+                    return Err(Error::at(
+                        value.pos,
+                        format!(
+                            "node template '{node_name}' asks for {count} instances, more than {MAX_INSTANCES}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Template {
     /// Parses a template that has no imports (or whose imports are not needed).
     pub fn parse(src: &str) -> Result<Self, Error> {
@@ -574,6 +601,7 @@ impl Template {
                     }
                 }
                 check_get_input(def, &declared)?;
+                check_literal_counts(&name.text, def)?;
                 node_templates.push(NodeTemplate {
                     name: name.text.clone(),
                     node_type: registry.resolve(Family::Node, written),
@@ -768,8 +796,22 @@ impl Template {
                 },
             }
         }
+        let resolved = ResolvedInputs(resolved);
+        for node in &self.node_templates {
+            if let Some((count, Some(input))) = self.count_and_source(&node.name, &resolved) {
+                if count > u64::from(MAX_INSTANCES) {
+                    violations.push(Violation {
+                        pointer: format!("/{}", escape(&input)),
+                        message: format!(
+                            "input '{input}' would give node '{}' {count} instances, more than {MAX_INSTANCES}",
+                            node.name
+                        ),
+                    });
+                }
+            }
+        }
         if violations.is_empty() {
-            Ok(ResolvedInputs(resolved))
+            Ok(resolved)
         } else {
             Err(violations)
         }
