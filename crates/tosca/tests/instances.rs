@@ -220,3 +220,56 @@ fn every_instance_of_a_scaled_node_is_required_by_the_same_nodes() {
         .iter()
         .all(|w| w.node_type == "tosca.nodes.indigo.Compute"));
 }
+
+#[test]
+fn a_count_input_above_the_limit_is_a_violation_at_that_input() {
+    let t = scalable("{count: {get_input: n}}");
+    let max = tosca::instances::MAX_INSTANCES;
+    assert_eq!(max, 1000);
+    let inputs = resolved(&t, json!({ "n": max }));
+    assert_eq!(t.node_instances(&inputs).len(), 1000);
+    for n in [
+        json!(max + 1),
+        json!(4_000_000_000_u64),
+        json!("99999999999"),
+    ] {
+        let violations = t.validate_inputs(&obj(json!({ "n": n }))).unwrap_err();
+        assert_eq!(common::pointers(&violations), ["/n"], "{n}");
+        assert!(
+            violations[0]
+                .message
+                .starts_with("input 'n' would give node 'vm' ")
+                && violations[0].message.ends_with("instances, more than 1000"),
+            "{}",
+            violations[0].message
+        );
+    }
+}
+
+#[test]
+fn a_literal_count_above_the_limit_is_refused_where_it_is_written() {
+    for properties in ["{count: 1001}", "{default_instances: \"5000\"}"] {
+        let src = format!(
+            "tosca_definitions_version: tosca_simple_yaml_1_3
+topology_template:
+  node_templates:
+    vm:
+      type: tosca.nodes.Compute
+      capabilities:
+        scalable:
+          properties: {properties}
+"
+        );
+        let err = Template::parse(&src).unwrap_err();
+        assert_eq!(err.line, Some(8), "{err}");
+        assert!(err.message.contains("more than 1000"), "{err}");
+    }
+}
+
+#[test]
+fn instances_are_never_more_than_the_limit_even_without_validation() {
+    let t = scalable("{count: {get_input: n}}");
+    let unchecked = ResolvedInputs(obj(json!({"n": 5_000_000_000_u64})));
+    assert_eq!(t.instance_count("vm", &unchecked), 1000);
+    assert_eq!(t.node_instances(&unchecked).len(), 1000);
+}
