@@ -410,22 +410,22 @@ fn scalar_unit(text: &str, units: &[(&str, f64)], kind: &str) -> Result<f64, Str
 }
 
 fn parse_version(text: &str) -> Result<Cmp, String> {
+    let invalid = || format!("'{text}' is not a version (major.minor[.fix[.qualifier[-build]]])");
     let caps = version_regex()
         .and_then(|re| re.captures(text))
-        .ok_or_else(|| {
-            format!("'{text}' is not a version (major.minor[.fix[.qualifier[-build]]])")
-        })?;
-    let n = |i: usize| {
-        caps.get(i)
-            .and_then(|m| m.as_str().parse::<u64>().ok())
-            .unwrap_or(0)
+        .ok_or_else(invalid)?;
+    // An absent part is 0; a part too large for a u64 is no version (it would
+    // otherwise compare as 0).
+    let n = |i: usize| match caps.get(i) {
+        Some(m) => m.as_str().parse::<u64>().map_err(|_| invalid()),
+        None => Ok(0),
     };
     Ok(Cmp::Version(
-        vec![n(1), n(2), n(3)],
+        vec![n(1)?, n(2)?, n(3)?],
         caps.get(4)
             .map(|m| m.as_str().to_string())
             .unwrap_or_default(),
-        n(5),
+        n(5)?,
     ))
 }
 
