@@ -216,6 +216,8 @@ fn version_accepts_major_minor_fix_qualifier_and_build() {
             (json!("1.0."), "is not a version"),
             (json!("1.0.0.beta-x"), "is not a version"),
             (json!("1.2.3.4.5"), "is not a version"),
+            (json!("99999999999999999999.1"), "is not a version"),
+            (json!("1.0.0.rc-99999999999999999999"), "is not a version"),
             (json!(""), "is not a version"),
             (json!(1), "is not a version"),
             (json!(true), "must be a version string"),
