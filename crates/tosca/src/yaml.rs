@@ -1,7 +1,8 @@
-//! YAML as a tree that remembers where each node was, read with saphyr. TOSCA
-//! validation reports positions from it, and rendering writes it back out.
+//! YAML as a tree that remembers where each node was, read from saphyr's parser
+//! events (YAML 1.2 core schema). TOSCA validation reports positions from it, and
+//! rendering writes it back out.
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr::Scalar;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, ErrorKind, Pos};
@@ -151,18 +152,6 @@ fn pos_of(marker: &saphyr::Marker) -> Pos {
     }
 }
 
-fn key_text(node: &MarkedYaml<'_>) -> String {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => s.to_string(),
-        YamlData::Value(Scalar::Integer(i)) => i.to_string(),
-        YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
-        YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
-        YamlData::Value(Scalar::Null) => "null".into(),
-        YamlData::Representation(text, _, _) => text.to_string(),
-        _ => String::new(),
-    }
-}
-
 /// A YAML-level problem (as opposed to a TOSCA one) at a position.
 fn yaml_error(pos: Pos, message: &str) -> Error {
     Error {
@@ -173,130 +162,231 @@ fn yaml_error(pos: Pos, message: &str) -> Error {
     }
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Result<Node, Error> {
-    let pos = pos_of(&node.span.start);
-    let value =
-        match &node.data {
-            YamlData::Value(Scalar::Null) => Yaml::Null,
-            YamlData::Value(Scalar::Boolean(b)) => Yaml::Bool(*b),
-            YamlData::Value(Scalar::Integer(i)) => Yaml::Int(*i),
-            YamlData::Value(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
-            YamlData::Value(Scalar::String(s)) => Yaml::Str(s.to_string()),
-            YamlData::Representation(text, _, _) => Yaml::Str(text.to_string()),
-            YamlData::Sequence(items) => {
-                Yaml::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
-            }
-            YamlData::Mapping(map) => {
-                let mut entries: Vec<(Key, Node)> = Vec::with_capacity(map.len());
-                for (k, v) in map.iter() {
-                    let key = Key {
-                        text: key_text(k),
-                        pos: pos_of(&k.span.start),
-                    };
-                    if entries
-                        .iter()
-                        .any(|(existing, _)| existing.text == key.text)
-                    {
-                        return Err(Error::at(key.pos, format!("duplicate key '{}'", key.text)));
-                    }
-                    entries.push((key, convert(v)?));
-                }
-                Yaml::Map(entries)
-            }
-            YamlData::Tagged(_, inner) => return convert(inner),
-            // saphyr resolves aliases itself (within a node budget) and leaves unknown ones
-            // and scalars contradicting their core-schema tag (`!!int many`) as bad values.
-            YamlData::Alias(_) => return Err(yaml_error(pos, "unresolved YAML alias")),
-            YamlData::BadValue => return Err(yaml_error(
+/// The deepest nesting of collections a document may have. The conversions, checks
+/// and emission of the tree recurse once per level: a document nested a few thousand
+/// levels deep (easily written, or built with a chain of aliases) would overflow a
+/// thread's stack, which aborts the whole process. Real templates stay under 20.
+pub const MAX_DEPTH: usize = 100;
+
+/// How many nodes aliases may copy in one document, as saphyr's own loader allows:
+/// a few nested anchors can otherwise expand exponentially ("billion laughs").
+const ALIAS_BUDGET: usize = 100_000;
+
+/// A mapping key as text (scalars as written or resolved; other keys as "").
+fn key_text(node: &Node) -> String {
+    match &node.value {
+        Yaml::Str(s) => s.clone(),
+        Yaml::Int(i) => i.to_string(),
+        Yaml::Float(f) => f.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Null => "null".into(),
+        Yaml::Seq(_) | Yaml::Map(_) => String::new(),
+    }
+}
+
+/// A scalar resolved by the YAML 1.2 core schema as saphyr resolves it (quoted
+/// scalars are strings; `!!int` and the like force a type; other tags are ignored).
+fn resolve_scalar(
+    text: std::borrow::Cow<'_, str>,
+    style: saphyr::ScalarStyle,
+    tag: Option<&std::borrow::Cow<'_, saphyr::Tag>>,
+    pos: Pos,
+) -> Result<Node, Error> {
+    let value = match Scalar::parse_from_cow_and_metadata(text, style, tag) {
+        Some(Scalar::Null) => Yaml::Null,
+        Some(Scalar::Boolean(b)) => Yaml::Bool(b),
+        Some(Scalar::Integer(i)) => Yaml::Int(i),
+        Some(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
+        Some(Scalar::String(s)) => Yaml::Str(s.into_owned()),
+        None => {
+            return Err(yaml_error(
                 pos,
-                "unreadable YAML value (an unknown alias, or a value that does not match its tag)",
-            )),
-        };
+                "unreadable YAML value (a value that does not match its tag)",
+            ))
+        }
+    };
     Ok(Node { pos, value })
 }
 
-/// The deepest nesting of collections a document may have. saphyr's loader, and the
-/// conversion, checks and emission here, recurse once per level: a document nested
-/// a few hundred levels deep (easily written, or built with a chain of aliases)
-/// overflows a thread's stack, which aborts the whole process. Real templates stay
-/// under 20 levels.
-pub const MAX_DEPTH: usize = 100;
+/// A collection being read: where it starts, its anchor, and what it holds so far.
+struct Open {
+    pos: Pos,
+    anchor: usize,
+    /// The height of its tallest child collection (0 when it has none).
+    tallest_child: usize,
+    content: Content,
+}
 
-/// Refuses documents nested deeper than [`MAX_DEPTH`], counting what aliases expand
-/// to, by walking the parser's events (which uses no recursion) before loading.
-/// Syntax errors are left to the loader, which reports them the same way.
-fn check_depth(src: &str) -> Result<(), Error> {
-    use saphyr_parser::{Event, Parser};
-    use std::collections::HashMap;
+enum Content {
+    Seq(Vec<Node>),
+    Map {
+        entries: Vec<(Key, Node)>,
+        /// The key read, waiting for its value.
+        key: Option<Key>,
+        /// The keys, for duplicate checks once the mapping is too large to scan.
+        seen: std::collections::HashSet<String>,
+    },
+}
 
-    let too_deep = |marker: &saphyr::Marker| {
-        yaml_error(
-            pos_of(marker),
-            &format!("the document is nested more than {MAX_DEPTH} levels deep"),
-        )
-    };
-    // For each open collection: its anchor and the height of its tallest child.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    // The height of each anchored collection, for the aliases that copy it.
-    let mut heights: HashMap<usize, usize> = HashMap::new();
-    for event in Parser::new_from_str(src) {
-        let Ok((event, span)) = event else {
-            return Ok(());
-        };
-        match event {
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if open.len() >= MAX_DEPTH {
-                    return Err(too_deep(&span.start));
-                }
-                open.push((anchor, 0));
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((anchor, tallest_child)) = open.pop() {
-                    let height = tallest_child + 1;
-                    if anchor > 0 {
-                        heights.insert(anchor, height);
-                    }
-                    if let Some(parent) = open.last_mut() {
-                        parent.1 = parent.1.max(height);
-                    }
-                }
-            }
-            Event::Alias(anchor) => {
-                let height = heights.get(&anchor).copied().unwrap_or(0);
-                if open.len() + height > MAX_DEPTH {
-                    return Err(too_deep(&span.start));
-                }
-                if let Some(parent) = open.last_mut() {
-                    parent.1 = parent.1.max(height);
-                }
-            }
+/// Builds the tree from the parser's events, with no recursion (saphyr's own
+/// loader recurses once per level): documents of any depth are refused cleanly.
+#[derive(Default)]
+struct Builder {
+    open: Vec<Open>,
+    /// Anchored nodes with their height, for the aliases that copy them.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    alias_budget_used: usize,
+    documents: Vec<Node>,
+}
+
+fn count_nodes(node: &Node) -> usize {
+    let mut count = 0;
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        match &n.value {
+            Yaml::Seq(items) => stack.extend(items),
+            Yaml::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
             _ => {}
         }
     }
-    Ok(())
+    count
 }
 
-/// Parses the first document of a YAML text.
-pub fn parse(src: &str) -> Result<Node, Error> {
-    check_depth(src)?;
-    let docs = MarkedYaml::load_from_str(src).map_err(|e| {
-        let m = e.marker();
-        Error {
-            line: Some(m.line()),
-            column: Some(m.col() + 1),
-            message: format!("not valid YAML: {}", e.info()),
-            kind: ErrorKind::Yaml,
-        }
-    })?;
-    match docs.first() {
-        Some(doc) => convert(doc),
-        None => Err(Error {
-            line: Some(1),
-            column: Some(1),
-            message: "the document is empty".into(),
-            kind: ErrorKind::Yaml,
-        }),
+impl Builder {
+    fn too_deep(pos: Pos) -> Error {
+        yaml_error(
+            pos,
+            &format!("the document is nested more than {MAX_DEPTH} levels deep"),
+        )
     }
+
+    fn start(&mut self, pos: Pos, anchor: usize, content: Content) -> Result<(), Error> {
+        if self.open.len() >= MAX_DEPTH {
+            return Err(Self::too_deep(pos));
+        }
+        self.open.push(Open {
+            pos,
+            anchor,
+            tallest_child: 0,
+            content,
+        });
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        let Some(open) = self.open.pop() else {
+            return Ok(());
+        };
+        let value = match open.content {
+            Content::Seq(items) => Yaml::Seq(items),
+            Content::Map { entries, .. } => Yaml::Map(entries),
+        };
+        let node = Node {
+            pos: open.pos,
+            value,
+        };
+        self.add(node, open.anchor, open.tallest_child + 1)
+    }
+
+    /// Adds a finished node (of the given height) to the collection being read, or
+    /// as a document.
+    fn add(&mut self, node: Node, anchor: usize, height: usize) -> Result<(), Error> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (node.clone(), height));
+        }
+        let Some(parent) = self.open.last_mut() else {
+            self.documents.push(node);
+            return Ok(());
+        };
+        parent.tallest_child = parent.tallest_child.max(height);
+        match &mut parent.content {
+            Content::Seq(items) => items.push(node),
+            Content::Map { entries, key, seen } => match key.take() {
+                None => {
+                    *key = Some(Key {
+                        text: key_text(&node),
+                        pos: node.pos,
+                    })
+                }
+                Some(k) => {
+                    const SCAN: usize = 16;
+                    let duplicate = if entries.len() < SCAN {
+                        entries.iter().any(|(e, _)| e.text == k.text)
+                    } else {
+                        if seen.is_empty() {
+                            seen.extend(entries.iter().map(|(e, _)| e.text.clone()));
+                        }
+                        !seen.insert(k.text.clone())
+                    };
+                    if duplicate {
+                        return Err(yaml_error(k.pos, "duplicated key in mapping"));
+                    }
+                    entries.push((k, node));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<(), Error> {
+        let Some((node, height)) = self.anchors.get(&id) else {
+            return Err(yaml_error(pos, "unknown YAML alias"));
+        };
+        if self.open.len() + height > MAX_DEPTH {
+            return Err(Self::too_deep(pos));
+        }
+        self.alias_budget_used += count_nodes(node);
+        if self.alias_budget_used > ALIAS_BUDGET {
+            return Err(yaml_error(
+                pos,
+                "alias expansion exceeded the maximum node budget (possible billion-laughs attack)",
+            ));
+        }
+        let (mut copy, height) = (node.clone(), *height);
+        copy.pos = pos;
+        self.add(copy, 0, height)
+    }
+}
+
+/// Parses the first document of a YAML text (the others must be valid YAML too).
+pub fn parse(src: &str) -> Result<Node, Error> {
+    use saphyr_parser::{Event, Parser};
+
+    let mut builder = Builder::default();
+    for event in Parser::new_from_str(src) {
+        let (event, span) = event.map_err(|e| yaml_error(pos_of(e.marker()), e.info()))?;
+        let pos = pos_of(&span.start);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = resolve_scalar(text, style, tag.as_ref(), pos)?;
+                builder.add(node, anchor, 0)?;
+            }
+            Event::SequenceStart(anchor, _) => builder.start(pos, anchor, Content::Seq(vec![]))?,
+            Event::MappingStart(anchor, _) => builder.start(
+                pos,
+                anchor,
+                Content::Map {
+                    entries: vec![],
+                    key: None,
+                    seen: Default::default(),
+                },
+            )?,
+            Event::SequenceEnd | Event::MappingEnd => builder.end()?,
+            Event::Alias(id) => builder.alias(id, pos)?,
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd => {}
+        }
+    }
+    builder.documents.into_iter().next().ok_or_else(|| Error {
+        line: Some(1),
+        column: Some(1),
+        message: "the document is empty".into(),
+        kind: ErrorKind::Yaml,
+    })
 }
 
 /// Writes a node as block-style YAML. Strings are always double-quoted and floats
