@@ -307,3 +307,13 @@ fn errors_deep_in_an_input_definition_point_at_the_offending_node() {
         assert!(err.message.contains(message), "{body}: {err}");
     }
 }
+
+#[test]
+fn duplicate_keys_are_found_in_large_mappings_too() {
+    let mut src = String::from("tosca_definitions_version: tosca_simple_yaml_1_3\nmetadata:\n");
+    for i in 0..40 {
+        src.push_str(&format!("  key_{i}: {i}\n"));
+    }
+    src.push_str("  key_3: again\n");
+    assert_eq!(yaml_error(&src), (43, 3));
+}
