@@ -39,13 +39,13 @@ fn template() -> (String, Map<String, Value>) {
         given.insert(format!("input_{i}"), value);
     }
     src.push_str("  node_templates:\n");
-    for n in 0..25 {
+    for n in 0..14 {
         src.push_str(&format!(
             "    vm_{n}:\n      type: bench.Vm\n      capabilities:\n        scalable:\n          properties:\n            count: {{ get_input: input_{c} }}\n        host:\n          properties:\n            mem_size: {{ get_input: input_{m} }}\n    app_{n}:\n      type: bench.App\n      properties:\n        name: {{ get_input: input_{s} }}\n      requirements:\n        - host: vm_{n}\n        - dependency:\n            node: vm_{d}\n            relationship: tosca.relationships.DependsOn\n",
             c = (n % 5) * 10,
             m = (n % 5) * 10 + 2,
             s = (n % 5) * 10 + 1,
-            d = (n + 1) % 25,
+            d = (n + 1) % 14,
         ));
     }
     src.push_str("  outputs:\n");
