@@ -37,6 +37,10 @@ impl Template {
     /// The template text with `inputs` written as defaults.
     pub fn render(&self, inputs: &ResolvedInputs) -> String {
         let mut root = self.root.clone();
+        if inputs.0.is_empty() {
+            // Nothing to write: no `topology_template.inputs` is added.
+            return emit(&root);
+        }
         let top = as_map_mut(&mut root);
         let topology = as_map_mut(entry(top, "topology_template"));
         let input_defs = as_map_mut(entry(topology, "inputs"));

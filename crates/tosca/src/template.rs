@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, ErrorKind, Pos};
+use crate::error::{Error, Pos};
+use crate::instances::{literal_count, COUNT_PROPERTIES, MAX_INSTANCES};
 use crate::types::{Family, Registry, TypeDef};
 use crate::values::{check, escape, parse_schema, Schema, Violation};
 use crate::yaml::{self, Node, Yaml};
@@ -185,11 +186,11 @@ pub fn imports_of(src: &str) -> Result<Vec<Import>, Error> {
     imports_in(&root_map(src)?)
 }
 
-fn define_types(
-    doc: &Node,
-    registry: &mut Registry,
-    local: &mut HashSet<(Family, String)>,
-) -> Result<(), Error> {
+/// Defines the types of one document, returning those it added to the registry (a
+/// type already defined by an earlier document keeps its first definition) in
+/// document order.
+fn define_types(doc: &Node, registry: &mut Registry) -> Result<Vec<(Family, String)>, Error> {
+    let mut added = Vec::new();
     for family in Family::ALL {
         let Some(section) = doc.get(family.section()) else {
             continue;
@@ -204,12 +205,6 @@ fn define_types(
             )
         })?;
         for (name, def) in entries {
-            if !local.insert((family, name.text.clone())) {
-                return Err(Error::at(
-                    name.pos,
-                    format!("type '{}' is defined twice", name.text),
-                ));
-            }
             let derived_from = match def.get("derived_from") {
                 Some(d) => Some(
                     d.as_str()
@@ -226,9 +221,36 @@ fn define_types(
                     definition: Some(def.clone()),
                 },
             );
+            let kept = registry
+                .get(family, &name.text)
+                .and_then(|t| t.definition.as_ref())
+                == Some(def);
+            if kept {
+                added.push((name.pos, family, name.text.clone()));
+            }
         }
     }
-    Ok(())
+    added.sort_by_key(|(pos, _, _)| (pos.line, pos.column));
+    Ok(added.into_iter().map(|(_, f, n)| (f, n)).collect())
+}
+
+/// A type brought in by an import, with the chain of imports that brought it
+/// (outermost first), so that its problems are located at the template's import.
+struct ImportedType {
+    family: Family,
+    name: String,
+    via: Vec<(String, Pos)>,
+}
+
+/// Locates a problem found inside an import at the import's entry, keeping the
+/// inner position in the message.
+fn in_import(e: Error, url: &str, pos: Pos) -> Error {
+    Error {
+        message: format!("in import '{url}': {e}"),
+        line: Some(pos.line),
+        column: Some(pos.column),
+        kind: e.kind,
+    }
 }
 
 fn load_imports(
@@ -236,6 +258,8 @@ fn load_imports(
     imports: &HashMap<String, String>,
     registry: &mut Registry,
     seen: &mut HashSet<String>,
+    via: &[(String, Pos)],
+    out: &mut Vec<ImportedType>,
 ) -> Result<(), Error> {
     for import in imports_in(doc)? {
         if !seen.insert(import.url.clone()) {
@@ -244,20 +268,20 @@ fn load_imports(
         let Some(text) = imports.get(&import.url) else {
             return Err(Error::missing_import(import.pos, &import.url));
         };
-        let imported = root_map(text).map_err(|e| Error {
-            message: format!("in import '{}': {}", import.url, e),
-            line: Some(import.pos.line),
-            column: Some(import.pos.column),
-            kind: e.kind,
-        })?;
-        let mut local = HashSet::new();
-        define_types(&imported, registry, &mut local).map_err(|e| Error {
-            message: format!("in import '{}': {e}", import.url),
-            line: Some(import.pos.line),
-            column: Some(import.pos.column),
-            kind: ErrorKind::Tosca,
-        })?;
-        load_imports(&imported, imports, registry, seen)?;
+        let mut path = via.to_vec();
+        path.push((import.url.clone(), import.pos));
+        let mut load = || -> Result<(), Error> {
+            let imported = root_map(text)?;
+            for (family, name) in define_types(&imported, registry)? {
+                out.push(ImportedType {
+                    family,
+                    name,
+                    via: path.clone(),
+                });
+            }
+            load_imports(&imported, imports, registry, seen, &path, out)
+        };
+        load().map_err(|e| in_import(e, &import.url, import.pos))?;
     }
     Ok(())
 }
@@ -357,6 +381,32 @@ fn check_get_input(node: &Node, declared: &HashSet<&str>) -> Result<(), Error> {
     }
 }
 
+/// Refuses a literal instance count above [`MAX_INSTANCES`], where it is written.
+fn check_literal_counts(node_name: &str, def: &Node) -> Result<(), Error> {
+    let Some(props) = def
+        .get("capabilities")
+        .and_then(|c| c.get("scalable"))
+        .and_then(|s| s.get("properties"))
+    else {
+        return Ok(());
+    };
+    for key in COUNT_PROPERTIES {
+        if let Some(value) = props.get(key) {
+            if let Some(count) = literal_count(&value.to_json()) {
+                if count > u64::from(MAX_INSTANCES) {
+                    return Err(Error::at(
+                        value.pos,
+                        format!(
+                            "node template '{node_name}' asks for {count} instances, more than {MAX_INSTANCES}"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Template {
     /// Parses a template that has no imports (or whose imports are not needed).
     pub fn parse(src: &str) -> Result<Self, Error> {
@@ -398,11 +448,23 @@ impl Template {
         };
         let imports_list = imports_in(&root)?;
         let mut registry = Registry::normative();
-        let mut local = HashSet::new();
-        define_types(&root, &mut registry, &mut local)?;
+        let local = define_types(&root, &mut registry)?;
         let mut seen = HashSet::new();
-        load_imports(&root, imports, &mut registry, &mut seen)?;
-        registry.check()?;
+        let mut imported = Vec::new();
+        load_imports(&root, imports, &mut registry, &mut seen, &[], &mut imported)?;
+        // The template's own types first, in document order, then the imported ones
+        // in import order: the same template always reports the same problem.
+        for (family, name) in &local {
+            registry.check_type(*family, name)?;
+        }
+        for t in &imported {
+            registry.check_type(t.family, &t.name).map_err(|e| {
+                t.via
+                    .iter()
+                    .rev()
+                    .fold(e, |e, (url, pos)| in_import(e, url, *pos))
+            })?;
+        }
 
         let topology = root.get("topology_template");
         if let Some(t) = topology {
@@ -539,6 +601,7 @@ impl Template {
                     }
                 }
                 check_get_input(def, &declared)?;
+                check_literal_counts(&name.text, def)?;
                 node_templates.push(NodeTemplate {
                     name: name.text.clone(),
                     node_type: registry.resolve(Family::Node, written),
@@ -733,8 +796,22 @@ impl Template {
                 },
             }
         }
+        let resolved = ResolvedInputs(resolved);
+        for node in &self.node_templates {
+            if let Some((count, Some(input))) = self.count_and_source(&node.name, &resolved) {
+                if count > u64::from(MAX_INSTANCES) {
+                    violations.push(Violation {
+                        pointer: format!("/{}", escape(&input)),
+                        message: format!(
+                            "input '{input}' would give node '{}' {count} instances, more than {MAX_INSTANCES}",
+                            node.name
+                        ),
+                    });
+                }
+            }
+        }
         if violations.is_empty() {
-            Ok(ResolvedInputs(resolved))
+            Ok(resolved)
         } else {
             Err(violations)
         }

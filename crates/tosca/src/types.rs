@@ -491,37 +491,60 @@ impl Registry {
         self.ancestors(family, name).contains(&ancestor)
     }
 
-    /// Every custom type whose parent chain must be checked.
+    /// Checks every type's parent chain: the parent must exist and the chain must not
+    /// loop. Types are checked in a fixed order (by family, then name), so the same
+    /// registry always reports the same problem.
     pub fn check(&self) -> Result<(), Error> {
-        for ((family, name), def) in &self.types {
-            let Some(parent) = &def.derived_from else {
-                continue;
-            };
-            let pos = def
-                .definition
-                .as_ref()
-                .and_then(|d| d.get("derived_from"))
-                .map(|n| n.pos)
-                .unwrap_or_default();
-            if !self.contains(*family, parent) {
+        let mut keys: Vec<&(Family, String)> = self.types.keys().collect();
+        keys.sort_by(|a, b| {
+            let family = |f: Family| Family::ALL.iter().position(|x| *x == f);
+            family(a.0).cmp(&family(b.0)).then_with(|| a.1.cmp(&b.1))
+        });
+        keys.into_iter()
+            .try_for_each(|(family, name)| self.check_type(*family, name))
+    }
+
+    /// Checks one type's parent chain: its parent must exist and the chain must not
+    /// loop. The error is located at the type's `derived_from`.
+    pub fn check_type(&self, family: Family, name: &str) -> Result<(), Error> {
+        let name = self.resolve(family, name);
+        let Some(def) = self.types.get(&(family, name.clone())) else {
+            return Ok(());
+        };
+        let Some(parent) = &def.derived_from else {
+            return Ok(());
+        };
+        let pos = def
+            .definition
+            .as_ref()
+            .and_then(|d| d.get("derived_from"))
+            .map(|n| n.pos)
+            .unwrap_or_default();
+        if !self.contains(family, parent) {
+            return Err(Error::at(
+                pos,
+                format!("type '{name}' is derived from unknown type '{parent}'"),
+            ));
+        }
+        let chain = self.ancestors(family, &name);
+        let parent_of_last = chain
+            .last()
+            .and_then(|last| self.types.get(&(family, last.clone())))
+            .and_then(|t| t.derived_from.as_deref())
+            .map(|p| self.resolve(family, p));
+        if let Some(repeated) = parent_of_last {
+            if let Some(start) = chain.iter().position(|t| *t == repeated) {
+                let mut cycle = chain[start..].to_vec();
+                cycle.push(repeated);
+                let cycle = cycle.join(" -> ");
                 return Err(Error::at(
                     pos,
-                    format!("type '{name}' is derived from unknown type '{parent}'"),
+                    if start == 0 {
+                        format!("type '{name}' is part of a derived_from cycle ({cycle})")
+                    } else {
+                        format!("type '{name}' is derived from a derived_from cycle ({cycle})")
+                    },
                 ));
-            }
-            let chain = self.ancestors(*family, name);
-            let last = chain.last().cloned().unwrap_or_default();
-            let parent_of_last = self
-                .types
-                .get(&(*family, last.clone()))
-                .and_then(|t| t.derived_from.clone());
-            if let Some(p) = parent_of_last {
-                if chain.contains(&self.resolve(*family, &p)) {
-                    return Err(Error::at(
-                        pos,
-                        format!("type '{name}' is part of a derived_from cycle"),
-                    ));
-                }
             }
         }
         Ok(())

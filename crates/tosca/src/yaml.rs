@@ -1,7 +1,8 @@
-//! YAML as a tree that remembers where each node was, read with saphyr. TOSCA
-//! validation reports positions from it, and rendering writes it back out.
+//! YAML as a tree that remembers where each node was, read from saphyr's parser
+//! events (YAML 1.2 core schema). TOSCA validation reports positions from it, and
+//! rendering writes it back out.
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr::Scalar;
 use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, ErrorKind, Pos};
@@ -151,83 +152,246 @@ fn pos_of(marker: &saphyr::Marker) -> Pos {
     }
 }
 
-fn key_text(node: &MarkedYaml<'_>) -> String {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => s.to_string(),
-        YamlData::Value(Scalar::Integer(i)) => i.to_string(),
-        YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
-        YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
-        YamlData::Value(Scalar::Null) => "null".into(),
-        YamlData::Representation(text, _, _) => text.to_string(),
-        _ => String::new(),
+/// A YAML-level problem (as opposed to a TOSCA one) at a position.
+fn yaml_error(pos: Pos, message: &str) -> Error {
+    Error {
+        line: Some(pos.line),
+        column: Some(pos.column),
+        message: format!("not valid YAML: {message}"),
+        kind: ErrorKind::Yaml,
     }
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Result<Node, Error> {
-    let pos = pos_of(&node.span.start);
-    let value = match &node.data {
-        YamlData::Value(Scalar::Null) => Yaml::Null,
-        YamlData::Value(Scalar::Boolean(b)) => Yaml::Bool(*b),
-        YamlData::Value(Scalar::Integer(i)) => Yaml::Int(*i),
-        YamlData::Value(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
-        YamlData::Value(Scalar::String(s)) => Yaml::Str(s.to_string()),
-        YamlData::Representation(text, _, _) => Yaml::Str(text.to_string()),
-        YamlData::Sequence(items) => {
-            Yaml::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
-        }
-        YamlData::Mapping(map) => {
-            let mut entries: Vec<(Key, Node)> = Vec::with_capacity(map.len());
-            for (k, v) in map.iter() {
-                let key = Key {
-                    text: key_text(k),
-                    pos: pos_of(&k.span.start),
-                };
-                if entries
-                    .iter()
-                    .any(|(existing, _)| existing.text == key.text)
-                {
-                    return Err(Error::at(key.pos, format!("duplicate key '{}'", key.text)));
-                }
-                entries.push((key, convert(v)?));
-            }
-            Yaml::Map(entries)
-        }
-        YamlData::Tagged(_, inner) => return convert(inner),
-        YamlData::Alias(_) => {
-            return Err(Error::at(
+/// The deepest nesting of collections a document may have. The conversions, checks
+/// and emission of the tree recurse once per level: a document nested a few thousand
+/// levels deep (easily written, or built with a chain of aliases) would overflow a
+/// thread's stack, which aborts the whole process. Real templates stay under 20.
+pub const MAX_DEPTH: usize = 100;
+
+/// How many nodes aliases may copy in one document, as saphyr's own loader allows:
+/// a few nested anchors can otherwise expand exponentially ("billion laughs").
+const ALIAS_BUDGET: usize = 100_000;
+
+/// A mapping key as text (scalars as written or resolved; other keys as "").
+fn key_text(node: &Node) -> String {
+    match &node.value {
+        Yaml::Str(s) => s.clone(),
+        Yaml::Int(i) => i.to_string(),
+        Yaml::Float(f) => f.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Null => "null".into(),
+        Yaml::Seq(_) | Yaml::Map(_) => String::new(),
+    }
+}
+
+/// A scalar resolved by the YAML 1.2 core schema as saphyr resolves it (quoted
+/// scalars are strings; `!!int` and the like force a type; other tags are ignored).
+fn resolve_scalar(
+    text: std::borrow::Cow<'_, str>,
+    style: saphyr::ScalarStyle,
+    tag: Option<&std::borrow::Cow<'_, saphyr::Tag>>,
+    pos: Pos,
+) -> Result<Node, Error> {
+    let value = match Scalar::parse_from_cow_and_metadata(text, style, tag) {
+        Some(Scalar::Null) => Yaml::Null,
+        Some(Scalar::Boolean(b)) => Yaml::Bool(b),
+        Some(Scalar::Integer(i)) => Yaml::Int(i),
+        Some(Scalar::FloatingPoint(f)) => Yaml::Float(f.into_inner()),
+        Some(Scalar::String(s)) => Yaml::Str(s.into_owned()),
+        None => {
+            return Err(yaml_error(
                 pos,
-                "YAML aliases are not supported in templates",
+                "unreadable YAML value (a value that does not match its tag)",
             ))
         }
-        YamlData::BadValue => return Err(Error::at(pos, "unreadable YAML value")),
     };
     Ok(Node { pos, value })
 }
 
-/// Parses the first document of a YAML text.
-pub fn parse(src: &str) -> Result<Node, Error> {
-    let docs = MarkedYaml::load_from_str(src).map_err(|e| {
-        let m = e.marker();
-        Error {
-            line: Some(m.line()),
-            column: Some(m.col() + 1),
-            message: format!("not valid YAML: {}", e.info()),
-            kind: ErrorKind::Yaml,
+/// A collection being read: where it starts, its anchor, and what it holds so far.
+struct Open {
+    pos: Pos,
+    anchor: usize,
+    /// The height of its tallest child collection (0 when it has none).
+    tallest_child: usize,
+    content: Content,
+}
+
+enum Content {
+    Seq(Vec<Node>),
+    Map {
+        entries: Vec<(Key, Node)>,
+        /// The key read, waiting for its value.
+        key: Option<Key>,
+        /// The keys, for duplicate checks once the mapping is too large to scan.
+        seen: std::collections::HashSet<String>,
+    },
+}
+
+/// Builds the tree from the parser's events, with no recursion (saphyr's own
+/// loader recurses once per level): documents of any depth are refused cleanly.
+#[derive(Default)]
+struct Builder {
+    open: Vec<Open>,
+    /// Anchored nodes with their height, for the aliases that copy them.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    alias_budget_used: usize,
+    documents: Vec<Node>,
+}
+
+fn count_nodes(node: &Node) -> usize {
+    let mut count = 0;
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        match &n.value {
+            Yaml::Seq(items) => stack.extend(items),
+            Yaml::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+            _ => {}
         }
-    })?;
-    match docs.first() {
-        Some(doc) => convert(doc),
-        None => Err(Error {
-            line: Some(1),
-            column: Some(1),
-            message: "the document is empty".into(),
-            kind: ErrorKind::Yaml,
-        }),
+    }
+    count
+}
+
+impl Builder {
+    fn too_deep(pos: Pos) -> Error {
+        yaml_error(
+            pos,
+            &format!("the document is nested more than {MAX_DEPTH} levels deep"),
+        )
+    }
+
+    fn start(&mut self, pos: Pos, anchor: usize, content: Content) -> Result<(), Error> {
+        if self.open.len() >= MAX_DEPTH {
+            return Err(Self::too_deep(pos));
+        }
+        self.open.push(Open {
+            pos,
+            anchor,
+            tallest_child: 0,
+            content,
+        });
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<(), Error> {
+        let Some(open) = self.open.pop() else {
+            return Ok(());
+        };
+        let value = match open.content {
+            Content::Seq(items) => Yaml::Seq(items),
+            Content::Map { entries, .. } => Yaml::Map(entries),
+        };
+        let node = Node {
+            pos: open.pos,
+            value,
+        };
+        self.add(node, open.anchor, open.tallest_child + 1)
+    }
+
+    /// Adds a finished node (of the given height) to the collection being read, or
+    /// as a document.
+    fn add(&mut self, node: Node, anchor: usize, height: usize) -> Result<(), Error> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (node.clone(), height));
+        }
+        let Some(parent) = self.open.last_mut() else {
+            self.documents.push(node);
+            return Ok(());
+        };
+        parent.tallest_child = parent.tallest_child.max(height);
+        match &mut parent.content {
+            Content::Seq(items) => items.push(node),
+            Content::Map { entries, key, seen } => match key.take() {
+                None => {
+                    *key = Some(Key {
+                        text: key_text(&node),
+                        pos: node.pos,
+                    })
+                }
+                Some(k) => {
+                    const SCAN: usize = 16;
+                    let duplicate = if entries.len() < SCAN {
+                        entries.iter().any(|(e, _)| e.text == k.text)
+                    } else {
+                        if seen.is_empty() {
+                            seen.extend(entries.iter().map(|(e, _)| e.text.clone()));
+                        }
+                        !seen.insert(k.text.clone())
+                    };
+                    if duplicate {
+                        return Err(yaml_error(k.pos, "duplicated key in mapping"));
+                    }
+                    entries.push((k, node));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<(), Error> {
+        let Some((node, height)) = self.anchors.get(&id) else {
+            return Err(yaml_error(pos, "unknown YAML alias"));
+        };
+        if self.open.len() + height > MAX_DEPTH {
+            return Err(Self::too_deep(pos));
+        }
+        self.alias_budget_used += count_nodes(node);
+        if self.alias_budget_used > ALIAS_BUDGET {
+            return Err(yaml_error(
+                pos,
+                "alias expansion exceeded the maximum node budget (possible billion-laughs attack)",
+            ));
+        }
+        let (mut copy, height) = (node.clone(), *height);
+        copy.pos = pos;
+        self.add(copy, 0, height)
     }
 }
 
-/// Writes a node as block-style YAML. Strings are always double-quoted (JSON
-/// escaping), so no value changes type when read back by any YAML 1.1/1.2 parser.
+/// Parses the first document of a YAML text (the others must be valid YAML too).
+pub fn parse(src: &str) -> Result<Node, Error> {
+    use saphyr_parser::{Event, Parser};
+
+    let mut builder = Builder::default();
+    for event in Parser::new_from_str(src) {
+        let (event, span) = event.map_err(|e| yaml_error(pos_of(e.marker()), e.info()))?;
+        let pos = pos_of(&span.start);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = resolve_scalar(text, style, tag.as_ref(), pos)?;
+                builder.add(node, anchor, 0)?;
+            }
+            Event::SequenceStart(anchor, _) => builder.start(pos, anchor, Content::Seq(vec![]))?,
+            Event::MappingStart(anchor, _) => builder.start(
+                pos,
+                anchor,
+                Content::Map {
+                    entries: vec![],
+                    key: None,
+                    seen: Default::default(),
+                },
+            )?,
+            Event::SequenceEnd | Event::MappingEnd => builder.end()?,
+            Event::Alias(id) => builder.alias(id, pos)?,
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd => {}
+        }
+    }
+    builder.documents.into_iter().next().ok_or_else(|| Error {
+        line: Some(1),
+        column: Some(1),
+        message: "the document is empty".into(),
+        kind: ErrorKind::Yaml,
+    })
+}
+
+/// Writes a node as block-style YAML. Strings are always double-quoted and floats
+/// always have a dot and a signed exponent, so no value changes type when read back
+/// by any YAML 1.1/1.2 parser.
 pub fn emit(node: &Node) -> String {
     let mut out = String::new();
     match &node.value {
@@ -241,8 +405,52 @@ pub fn emit(node: &Node) -> String {
     out
 }
 
+/// A double-quoted YAML scalar. Beyond `"` and `\\`, every character that a YAML 1.1
+/// reader (IM's PyYAML) refuses unescaped (C0 and C1 controls, DEL, U+FFFE/U+FFFF)
+/// or reads as a line break (NEL, U+2028, U+2029), and the BOM, is escaped.
 fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                let _ = write!(out, "\\x{:02X}", u32::from(c));
+            }
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A finite float in a form both YAML 1.1 and 1.2 read as a float: YAML 1.1 needs a
+/// dot in the mantissa and a sign in the exponent (`1e20` is a string there).
+/// Rust's shortest round-trip representation gives the digits.
+fn float_text(f: f64) -> String {
+    let text = format!("{f:?}");
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m.to_string(), Some(e)),
+        None => (text.clone(), None),
+    };
+    let mantissa = if mantissa.contains('.') {
+        mantissa
+    } else {
+        format!("{mantissa}.0")
+    };
+    match exponent {
+        Some(e) if e.starts_with(['-', '+']) => format!("{mantissa}e{e}"),
+        Some(e) => format!("{mantissa}e+{e}"),
+        None => mantissa,
+    }
 }
 
 fn scalar(node: &Node) -> String {
@@ -260,12 +468,7 @@ fn scalar(node: &Node) -> String {
                     "-.inf".into()
                 }
             } else {
-                let text = format!("{f:?}");
-                if text.contains(['.', 'e', 'E']) {
-                    text
-                } else {
-                    format!("{text}.0")
-                }
+                float_text(*f)
             }
         }
         Yaml::Str(s) => quote(s),
