@@ -4,5 +4,6 @@
 mod common;
 mod helpers;
 
+mod auth;
 mod health;
 mod users;
