@@ -64,11 +64,17 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
             false
         }
     };
+    // `None` in embedded mode: there is no policy service to reach.
+    let opa_ok = app.policy.probe().await;
+    if opa_ok == Some(false) {
+        tracing::warn!(opa.url = %app.config.opa_authz_url, "health check: OPA unreachable");
+        problems.push("the policy service (OPA) is unreachable".to_string());
+    }
     let healthy = problems.is_empty();
     let report = Health {
         status: word(healthy),
         db_connection: word(db_ok),
-        opa_connection: None,
+        opa_connection: opa_ok.map(word),
         vault_connection: None,
         kafka_connection: None,
         timestamp: Timestamp::now(),
