@@ -6,4 +6,5 @@ mod helpers;
 
 mod auth;
 mod health;
+mod opa;
 mod users;
