@@ -29,7 +29,7 @@ async fn me_with_header(app: &TestApp, authorization: Option<&str>) -> reqwest::
 }
 
 async fn me_with_token(app: &TestApp, token: &str) -> reqwest::Response {
-    me_with_header(app, Some(&format!("Bearer {token}"))).await
+    app.get_with_token(token, ME).await
 }
 
 /// Asserts a 401 with `challenge` and a detail containing `expected` (case-insensitive)
