@@ -5,6 +5,7 @@ mod common;
 mod helpers;
 
 mod auth;
+mod dev;
 mod health;
 mod opa;
 mod users;
