@@ -168,6 +168,34 @@ async fn a_malformed_jwt_is_refused() {
 }
 
 #[tokio::test]
+async fn an_authorization_header_that_is_not_text_is_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url(ME))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe-opaque").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_token(response, "", "not readable text").await;
+}
+
+#[tokio::test]
+async fn a_token_without_expiry_or_subject_is_refused() {
+    let app = spawn_app().await;
+    for (claim, expected) in [("exp", "no 'exp' claim"), ("sub", "no 'sub' claim")] {
+        let mut payload = claims(app.issuer.issuer(), ALICE);
+        payload.as_object_mut().unwrap().remove(claim);
+        let token = app.issuer.sign_claims(&payload, Algorithm::RS256, None);
+        let response = me_with_token(&app, &token).await;
+        assert_invalid_token(response, &token, expected).await;
+    }
+}
+
+#[tokio::test]
 async fn an_unsigned_token_with_alg_none_is_refused() {
     let app = spawn_app().await;
     let header = segment(&json!({"alg": "none", "typ": "JWT"}));
@@ -371,6 +399,11 @@ async fn a_token_for_another_audience_is_refused_when_the_issuer_sets_one() {
         },
     );
     assert_accepted_as(&app, &token, ALICE).await;
+    // `aud` may be a list; ours must be in it.
+    let mut payload = claims(app.issuer.issuer(), BOB);
+    payload["aud"] = json!(["vault", "orchestrator"]);
+    let token = app.issuer.sign_claims(&payload, Algorithm::RS256, None);
+    assert_accepted_as(&app, &token, BOB).await;
 }
 
 #[tokio::test]
