@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::oidc::HttpIdentityProvider;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, EngineMode};
+use crate::engine::Engine;
 use crate::http::{self, AppInner, AppState};
 use crate::secrets::sealed::SealedStore;
 use crate::store::Store;
@@ -19,6 +20,7 @@ use crate::store::Store;
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    engine: bool,
 }
 
 /// Connects to the database named by the configuration and applies migrations.
@@ -49,44 +51,90 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
-impl Server {
-    /// Builds the service and binds `config.listen_addr`.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = open_store(&config).await?;
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("cannot listen on LISTEN_ADDR {}", config.listen_addr))?;
-        let auth = Authenticator::new(
-            config.trusted_idps.clone(),
-            Arc::new(HttpIdentityProvider::new(config.idp_timeout)),
-        );
-        let policy = crate::policy::build(&config)?;
-        let secrets = Arc::new(SealedStore::load_or_create(
+/// Builds the state shared by the API and the engine: database (migrated),
+/// authentication, policy, secrets, caches.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let store = open_store(&config).await?;
+    let auth = Authenticator::new(
+        config.trusted_idps.clone(),
+        Arc::new(HttpIdentityProvider::new(config.idp_timeout)),
+    );
+    let policy = crate::policy::build(&config)?;
+    let secrets: Arc<dyn crate::secrets::SecretStore> = match &config.vault {
+        Some(vault) => {
+            tracing::info!(vault.url = %vault.url, vault.mount = %vault.mount, "secrets are kept in Vault");
+            Arc::new(crate::secrets::vault::VaultStore::new(vault.clone())?)
+        }
+        None => Arc::new(SealedStore::load_or_create(
             config.secret_key.as_ref().map(|k| k.expose()),
             &config.data_dir,
-        )?);
-        if config.trusted_idps.is_empty() {
-            tracing::warn!(
-                "TRUSTED_IDP_LIST is empty: every authenticated request will be refused"
-            );
-        }
-        let state = AppState(Arc::new(AppInner {
-            store,
-            auth,
-            policy,
-            user_ids: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(300))
-                .build(),
-            imports: crate::service::imports::ImportFetcher::new(
-                config.tosca_import_timeout,
-                config.tosca_import_cache.clone(),
-            ),
-            models: moka::sync::Cache::builder().max_capacity(1_000).build(),
-            secrets,
-            config,
-        }));
-        Ok(Self { listener, state })
+        )?),
+    };
+    if config.trusted_idps.is_empty() {
+        tracing::warn!("TRUSTED_IDP_LIST is empty: every authenticated request will be refused");
+    }
+    Ok(AppState(Arc::new(AppInner {
+        store,
+        auth,
+        policy,
+        user_ids: moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(std::time::Duration::from_secs(300))
+            .build(),
+        imports: crate::service::imports::ImportFetcher::new(
+            config.tosca_import_timeout,
+            config.tosca_import_cache.clone(),
+        ),
+        models: moka::sync::Cache::builder().max_capacity(1_000).build(),
+        secrets,
+        config,
+    })))
+}
+
+/// Runs the deployment engine until `shutdown` completes (`orchestrator worker`).
+pub async fn run_worker(
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if state.config.engine.mode == EngineMode::External {
+        anyhow::bail!("ENGINE=external: this process has no engine to run");
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let engine = Arc::new(Engine::new(state));
+    let task = tokio::spawn(engine.run(rx));
+    shutdown.await;
+    let _ = tx.send(true);
+    task.await.context("the engine stopped abnormally")?;
+    Ok(())
+}
+
+/// Runs the engine until the process receives Ctrl-C or SIGTERM.
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    let state = build_state(config).await?;
+    run_worker(state, shutdown_signal()).await
+}
+
+impl Server {
+    /// Builds the service (API and, with `ENGINE=builtin`, the engine) and binds
+    /// `config.listen_addr`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let engine = config.engine.mode == EngineMode::Builtin;
+        let listen = config.listen_addr;
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on LISTEN_ADDR {listen}"))?;
+        Ok(Self {
+            listener,
+            state,
+            engine,
+        })
+    }
+
+    /// The API alone (`orchestrator api`), for replicas beside separate workers.
+    pub fn without_engine(mut self) -> Self {
+        self.engine = false;
+        self
     }
 
     /// The bound address (tests bind port 0).
@@ -112,10 +160,19 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(listen.addr = %self.local_addr(), "serving the HTTP API");
-        axum::serve(self.listener, http::router(self.state))
+        let (stop_engine, stopped) = tokio::sync::watch::channel(false);
+        let engine = self
+            .engine
+            .then(|| tokio::spawn(Arc::new(Engine::new(self.state.clone())).run(stopped)));
+        let served = axum::serve(self.listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .context("the HTTP server failed")
+            .context("the HTTP server failed");
+        let _ = stop_engine.send(true);
+        if let Some(engine) = engine {
+            let _ = engine.await;
+        }
+        served
     }
 }
 

@@ -22,12 +22,20 @@ pub struct Cli {
 /// The roles of the binary (DESIGN.md §1).
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API (and, as later roles land, the engine and the relay).
+    /// Serve the HTTP API and run the deployment engine (unless ENGINE=external).
     Serve {
         /// Address to listen on (overrides LISTEN_ADDR).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Serve the HTTP API alone (run `worker`s beside it).
+    Api {
+        /// Address to listen on (overrides LISTEN_ADDR).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the deployment engine alone.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// `serve` on loopback with a development identity provider; prints tokens.

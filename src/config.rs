@@ -70,6 +70,42 @@ pub enum AuthzMode {
     Opa,
 }
 
+/// Whether this process runs the built-in deployment engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineMode {
+    /// Workers in this process drive IM.
+    Builtin,
+    /// Another system deploys; jobs are only published (Kafka).
+    External,
+}
+
+/// Settings of the deployment engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `ENGINE`: `builtin` or `external`.
+    pub mode: EngineMode,
+    /// `PROVIDERS_FILE`: where deployments may go.
+    pub providers_file: Option<PathBuf>,
+    /// The validated providers.
+    pub providers: std::sync::Arc<crate::engine::providers::Providers>,
+    /// `ENGINE_CONCURRENCY`: job steps one worker process runs at once.
+    pub concurrency: usize,
+    /// `ENGINE_LEASE` (seconds): how long a claim holds a job without renewal.
+    pub lease: Duration,
+    /// `IM_TIMEOUT` (seconds): timeout of one IM request.
+    pub im_timeout: Duration,
+    /// `IM_POLL_MIN` (seconds): first delay between polls of an IM operation.
+    pub poll_min: Duration,
+    /// `IM_POLL_MAX` (seconds): the delay doubles up to this.
+    pub poll_max: Duration,
+    /// `IM_MAX_REQUESTS_PER_SECOND`: the polling budget of one worker process.
+    pub im_max_rps: u32,
+    /// `DELETE_TIMEOUT_MINS`: deadline of a deletion.
+    pub delete_timeout: Duration,
+    /// `ACTION_TIMEOUT_MINS`: deadline of a VM start, stop or reboot.
+    pub action_timeout: Duration,
+}
+
 /// One trusted OIDC issuer (`TRUSTED_IDP_LIST`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedIdp {
@@ -127,6 +163,11 @@ pub struct Config {
     pub tosca_import_cache: Option<PathBuf>,
     /// `TOSCA_IMPORT_TIMEOUT` (seconds): timeout of one import fetch.
     pub tosca_import_timeout: Duration,
+    /// The deployment engine.
+    pub engine: EngineConfig,
+    /// `VAULT_ENABLE` and the `VAULT_*` settings: secrets in Vault instead of sealed
+    /// columns.
+    pub vault: Option<crate::secrets::vault::VaultConfig>,
 }
 
 /// Raw settings from the environment and the file, looked up by variable name.
@@ -269,6 +310,7 @@ impl Config {
             .map(|g| g.trim().to_string())
             .filter(|g| !g.is_empty())
             .collect();
+        let trusted_idps = parse_trusted_idps(s.get("TRUSTED_IDP_LIST"))?;
         Ok(Self {
             listen_addr,
             db_url,
@@ -276,7 +318,6 @@ impl Config {
             log_level: s.string("LOG_LEVEL", "info"),
             log_format,
             base_url,
-            trusted_idps: parse_trusted_idps(s.get("TRUSTED_IDP_LIST"))?,
             admin_groups,
             idp_timeout: s.seconds("IDP_TIMEOUT", 5)?,
             authz_mode,
@@ -288,8 +329,126 @@ impl Config {
             secret_key: s.get("SECRET_KEY").map(|k| Secret::new(k.trim())),
             tosca_import_cache: s.path("TOSCA_IMPORT_CACHE"),
             tosca_import_timeout: s.seconds("TOSCA_IMPORT_TIMEOUT", 10)?,
+            engine: engine_config(s)?,
+            vault: vault_config(s, &trusted_idps)?,
+            trusted_idps,
         })
     }
+}
+
+fn flag(s: &Settings, var: &str) -> Result<bool, ConfigError> {
+    match s.string(var, "false").to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::new(
+            var,
+            format!("expected true or false, got '{other}'"),
+        )),
+    }
+}
+
+fn vault_config(
+    s: &Settings,
+    idps: &[TrustedIdp],
+) -> Result<Option<crate::secrets::vault::VaultConfig>, ConfigError> {
+    use crate::secrets::vault::{VaultConfig, VaultLogin};
+    if !flag(s, "VAULT_ENABLE")? {
+        return Ok(None);
+    }
+    let url = s.string("VAULT_URL", "");
+    match url::Url::parse(&url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(ConfigError::new(
+                "VAULT_URL",
+                format!("VAULT_ENABLE is set, so an http(s) URL is needed, got '{url}'"),
+            ))
+        }
+    }
+    let login = match s.get("VAULT_TOKEN") {
+        Some(token) => VaultLogin::Token(Secret::new(token.trim())),
+        None => {
+            let issuer = idps
+                .iter()
+                .find(|i| i.client_id.is_some() && i.client_secret.is_some())
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "VAULT_TOKEN",
+                        "VAULT_ENABLE is set without VAULT_TOKEN, and no TRUSTED_IDP_LIST entry has the client_id and client_secret needed to log in to Vault with JWT",
+                    )
+                })?;
+            VaultLogin::Jwt {
+                mount: s.string("VAULT_AUTH_PATH", "jwt"),
+                role: s.string("VAULT_ROLE", "orchestrator"),
+                audience: s.get("VAULT_BOUND_AUDIENCE").map(|a| a.trim().to_string()),
+                issuer: issuer.clone(),
+            }
+        }
+    };
+    Ok(Some(VaultConfig {
+        url,
+        mount: s.string("VAULT_SECRETS_PATH", "secrets"),
+        login,
+        timeout: s.seconds("VAULT_TIMEOUT", 5)?,
+    }))
+}
+
+fn engine_config(s: &Settings) -> Result<EngineConfig, ConfigError> {
+    let mode = match s.string("ENGINE", "builtin").to_ascii_lowercase().as_str() {
+        "builtin" => EngineMode::Builtin,
+        "external" => EngineMode::External,
+        other => {
+            return Err(ConfigError::new(
+                "ENGINE",
+                format!("expected 'builtin' or 'external', got '{other}'"),
+            ))
+        }
+    };
+    let providers_file = existing_file(s, "PROVIDERS_FILE")?;
+    let providers = match &providers_file {
+        Some(path) => crate::engine::providers::Providers::load(path)
+            .map_err(|e| ConfigError::new("PROVIDERS_FILE", e.to_string()))?,
+        None => Default::default(),
+    };
+    let concurrency: usize = s.parse("ENGINE_CONCURRENCY", 8, "a positive integer")?;
+    if concurrency == 0 {
+        return Err(ConfigError::new("ENGINE_CONCURRENCY", "must be at least 1"));
+    }
+    let im_max_rps: u32 = s.parse("IM_MAX_REQUESTS_PER_SECOND", 20, "a positive integer")?;
+    if im_max_rps == 0 {
+        return Err(ConfigError::new(
+            "IM_MAX_REQUESTS_PER_SECOND",
+            "must be at least 1",
+        ));
+    }
+    let poll_min = s.seconds("IM_POLL_MIN", 2)?;
+    let poll_max = s.seconds("IM_POLL_MAX", 30)?;
+    if poll_max < poll_min {
+        return Err(ConfigError::new(
+            "IM_POLL_MAX",
+            "must not be less than IM_POLL_MIN",
+        ));
+    }
+    let minutes = |var: &str, default: u64| -> Result<Duration, ConfigError> {
+        let m: u64 = s.parse(var, default, "a positive number of minutes")?;
+        if m == 0 {
+            return Err(ConfigError::new(var, "must be at least 1 minute"));
+        }
+        Ok(Duration::from_secs(m * 60))
+    };
+    Ok(EngineConfig {
+        mode,
+        providers_file,
+        providers: std::sync::Arc::new(providers),
+        concurrency,
+        lease: s.seconds("ENGINE_LEASE", 60)?,
+        im_timeout: s.seconds("IM_TIMEOUT", 60)?,
+        poll_min,
+        poll_max,
+        im_max_rps,
+        delete_timeout: minutes("DELETE_TIMEOUT_MINS", 60)?,
+        action_timeout: minutes("ACTION_TIMEOUT_MINS", 15)?,
+    })
 }
 
 fn existing_file(s: &Settings, var: &str) -> Result<Option<PathBuf>, ConfigError> {

@@ -24,6 +24,13 @@ async fn main() -> std::process::ExitCode {
             }
             serve(config).await
         }
+        Command::Api { listen } => {
+            if let Some(addr) = listen {
+                config.listen_addr = addr;
+            }
+            api(config).await
+        }
+        Command::Worker => app::worker(config).await,
         Command::Migrate => app::open_store(&config).await.map(|_| {
             tracing::info!("database migrations applied");
         }),
@@ -46,4 +53,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     app::Server::build(config).await?.run().await
+}
+
+async fn api(config: Config) -> anyhow::Result<()> {
+    app::Server::build(config)
+        .await?
+        .without_engine()
+        .run()
+        .await
 }

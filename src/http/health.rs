@@ -70,12 +70,26 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
         tracing::warn!(opa.url = %app.config.opa_authz_url, "health check: OPA unreachable");
         problems.push("the policy service (OPA) is unreachable".to_string());
     }
+    let vault_ok = match app.config.vault {
+        Some(_) => {
+            let ok = tokio::time::timeout(PROBE_TIMEOUT, app.secrets.probe())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+            if !ok {
+                problems.push("Vault unreachable or refusing the orchestrator".to_string());
+            }
+            Some(ok)
+        }
+        None => None,
+    };
     let healthy = problems.is_empty();
     let report = Health {
         status: word(healthy),
         db_connection: word(db_ok),
         opa_connection: opa_ok.map(word),
-        vault_connection: None,
+        vault_connection: vault_ok.map(word),
         kafka_connection: None,
         timestamp: Timestamp::now(),
         details: (!healthy).then(|| problems.join("; ")),

@@ -4,6 +4,7 @@
 //! routes and methods, and the generated OpenAPI document with its `/docs` page.
 
 pub mod auth;
+pub mod configuration;
 pub mod deployments;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod list;
 pub mod logs;
 pub mod resources;
+pub mod ssh_keys;
 pub mod templates;
 pub mod users;
 
@@ -85,7 +87,9 @@ fn build(state: Option<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi
     let _ = state;
     let v1 = OpenApiRouter::new()
         .merge(health::router())
+        .merge(configuration::router())
         .merge(users::router())
+        .merge(ssh_keys::router())
         .merge(templates::router())
         .merge(deployments::router())
         .merge(resources::router())

@@ -4,6 +4,7 @@
 //! external store, a reference; never the secret in plain text.
 
 pub mod sealed;
+pub mod vault;
 
 use async_trait::async_trait;
 

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod outbox;
 pub mod resources;
 pub mod templates;
+pub mod user_secrets;
 pub mod users;
 
 use std::str::FromStr;
