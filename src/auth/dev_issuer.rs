@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
@@ -82,6 +82,9 @@ struct IssuerState {
     refresh_tokens: RwLock<HashMap<String, String>>,
     opaque_tokens: RwLock<HashMap<String, String>>,
     userinfo_refuses: AtomicBool,
+    /// Calls answered by userinfo and the JWKS endpoint, so tests can see caching.
+    userinfo_calls: AtomicUsize,
+    jwks_calls: AtomicUsize,
 }
 
 /// A running development issuer; it stops when dropped.
@@ -150,6 +153,8 @@ impl DevIssuer {
             refresh_tokens: RwLock::new(HashMap::new()),
             opaque_tokens: RwLock::new(HashMap::new()),
             userinfo_refuses: AtomicBool::new(false),
+            userinfo_calls: AtomicUsize::new(0),
+            jwks_calls: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -250,6 +255,16 @@ impl DevIssuer {
     /// Makes userinfo answer 401 to everything (or stop doing so).
     pub fn set_userinfo_refuses(&self, refuses: bool) {
         self.state.userinfo_refuses.store(refuses, Ordering::SeqCst);
+    }
+
+    /// How many requests userinfo has answered (refusals included).
+    pub fn userinfo_calls(&self) -> usize {
+        self.state.userinfo_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many times the JWKS was fetched.
+    pub fn jwks_calls(&self) -> usize {
+        self.state.jwks_calls.load(Ordering::SeqCst)
     }
 
     /// A refresh token for a subject, accepted by the token endpoint until revoked.
@@ -362,6 +377,7 @@ async fn discovery(State(s): State<Arc<IssuerState>>) -> Json<Value> {
 }
 
 async fn jwks(State(s): State<Arc<IssuerState>>) -> Json<Value> {
+    s.jwks_calls.fetch_add(1, Ordering::SeqCst);
     let keys = s.keys.read().unwrap_or_else(|e| e.into_inner());
     Json(json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
 }
@@ -375,6 +391,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 async fn userinfo(State(s): State<Arc<IssuerState>>, headers: HeaderMap) -> Response {
+    s.userinfo_calls.fetch_add(1, Ordering::SeqCst);
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

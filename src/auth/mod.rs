@@ -33,7 +33,9 @@ const OPAQUE_TTL: Duration = Duration::from_secs(60);
 /// stays unknown is not asked about again for this long...
 const MISSING_KID_TTL: Duration = Duration::from_secs(60);
 /// ...and refetches are at least this far apart per issuer, so a stream of forged
-/// `kid`s cannot turn us into a load generator against the issuer.
+/// `kid`s cannot turn us into a load generator against the issuer. A refetch asked
+/// for sooner waits for its turn rather than failing: a key the issuer has just
+/// rotated in must work on its first token.
 const JWKS_MIN_REFETCH: Duration = Duration::from_millis(200);
 /// Asymmetric algorithms accepted; `none` and HMAC never are (an HMAC "signed" with
 /// a public key is a classic forgery).
@@ -86,6 +88,9 @@ struct IssuerState {
     last_jwks_fetch: Option<Instant>,
     /// `kid`s still unknown after a refetch, and when that was found.
     missing_kids: HashMap<String, Instant>,
+    /// Held while the JWKS is refetched: one refetch at a time per issuer, and the
+    /// requests that waited find the new keys instead of fetching again.
+    refetch: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct CachedIdentity {
@@ -343,48 +348,73 @@ impl Authenticator {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Jwk, AuthError> {
-        let cached = self.read_state(issuer, |s| s.jwks.clone());
-        if let Some(jwks) = &cached {
-            if let Some(jwk) = find_key(jwks, kid, alg) {
-                return Ok(jwk);
+        if let Some(jwk) = self.cached_key(issuer, kid, alg) {
+            return Ok(jwk);
+        }
+        let not_found = || {
+            invalid(match kid {
+                Some(kid) => format!("the issuer has no signing key '{kid}'"),
+                None => "the token names no key (kid) and the issuer has no single matching key"
+                    .to_string(),
+            })
+        };
+        // Unknown kid (or nothing cached yet): the issuer may have rotated its keys.
+        if self.known_missing(issuer, kid) {
+            return Err(not_found());
+        }
+        self.write_state(issuer, |_| {});
+        let Some(lock) = self.read_state(issuer, |s| Some(s.refetch.clone())) else {
+            return Err(not_found());
+        };
+        let _turn = lock.lock().await;
+        // Whoever held the lock before us may have fetched what we need.
+        if let Some(jwk) = self.cached_key(issuer, kid, alg) {
+            return Ok(jwk);
+        }
+        if self.known_missing(issuer, kid) {
+            return Err(not_found());
+        }
+        if let Some(at) = self.read_state(issuer, |s| s.last_jwks_fetch) {
+            if let Some(wait) = JWKS_MIN_REFETCH.checked_sub(at.elapsed()) {
+                tokio::time::sleep(wait).await;
             }
         }
-        // Unknown kid (or nothing cached yet): the issuer may have rotated its keys.
-        let known_missing = kid.is_some_and(|kid| {
+        let discovery = self.discovery(issuer).await?;
+        let jwks = Arc::new(
+            self.provider
+                .jwks(&discovery.jwks_uri)
+                .await
+                .map_err(|e| AuthError::IssuerUnavailable(format!("issuer '{issuer}': {e}")))?,
+        );
+        self.write_state(issuer, |s| {
+            s.jwks = Some(jwks.clone());
+            s.last_jwks_fetch = Some(Instant::now());
+        });
+        if let Some(jwk) = find_key(&jwks, kid, alg) {
+            return Ok(jwk);
+        }
+        if let Some(kid) = kid {
+            self.write_state(issuer, |s| {
+                if s.missing_kids.len() > 1000 {
+                    s.missing_kids.clear();
+                }
+                s.missing_kids.insert(kid.to_string(), Instant::now());
+            });
+        }
+        Err(not_found())
+    }
+
+    fn cached_key(&self, issuer: &str, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+        self.read_state(issuer, |s| s.jwks.clone())
+            .and_then(|jwks| find_key(&jwks, kid, alg))
+    }
+
+    /// A `kid` a recent refetch did not find: not worth asking the issuer again yet.
+    fn known_missing(&self, issuer: &str, kid: Option<&str>) -> bool {
+        kid.is_some_and(|kid| {
             self.read_state(issuer, |s| s.missing_kids.get(kid).copied())
                 .is_some_and(|at| at.elapsed() < MISSING_KID_TTL)
-        });
-        let too_soon = self
-            .read_state(issuer, |s| s.last_jwks_fetch)
-            .is_some_and(|at| at.elapsed() < JWKS_MIN_REFETCH);
-        if cached.is_none() || (!known_missing && !too_soon) {
-            let discovery = self.discovery(issuer).await?;
-            let jwks =
-                Arc::new(self.provider.jwks(&discovery.jwks_uri).await.map_err(|e| {
-                    AuthError::IssuerUnavailable(format!("issuer '{issuer}': {e}"))
-                })?);
-            self.write_state(issuer, |s| {
-                s.jwks = Some(jwks.clone());
-                s.last_jwks_fetch = Some(Instant::now());
-            });
-            if let Some(jwk) = find_key(&jwks, kid, alg) {
-                return Ok(jwk);
-            }
-            if let Some(kid) = kid {
-                self.write_state(issuer, |s| {
-                    if s.missing_kids.len() > 1000 {
-                        s.missing_kids.clear();
-                    }
-                    s.missing_kids.insert(kid.to_string(), Instant::now());
-                });
-            }
-        }
-        Err(invalid(match kid {
-            Some(kid) => format!("the issuer has no signing key '{kid}'"),
-            None => {
-                "the token names no key (kid) and the issuer has no single matching key".to_string()
-            }
-        }))
+        })
     }
 
     fn read_state<T>(&self, issuer: &str, f: impl FnOnce(&IssuerState) -> Option<T>) -> Option<T> {
@@ -401,6 +431,7 @@ impl Authenticator {
                 jwks: None,
                 last_jwks_fetch: None,
                 missing_kids: HashMap::new(),
+                refetch: Arc::new(tokio::sync::Mutex::new(())),
             });
         f(state);
     }

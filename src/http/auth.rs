@@ -55,6 +55,26 @@ impl Principal {
     }
 }
 
+/// Authentication schemes of the IANA registry (and a few common ones), which a
+/// detail may name.
+const KNOWN_SCHEMES: &[&str] = &[
+    "Basic",
+    "Digest",
+    "DPoP",
+    "GNAP",
+    "HOBA",
+    "Mutual",
+    "Negotiate",
+    "NTLM",
+    "OAuth",
+    "PrivateToken",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-256",
+    "vapid",
+    "Token",
+    "AWS4-HMAC-SHA256",
+];
+
 fn bearer_token(parts: &Parts) -> Result<String, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
@@ -67,9 +87,17 @@ fn bearer_token(parts: &Parts) -> Result<String, ApiError> {
     })?;
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
+        // RFC 6750 §3.1: another scheme is answered like missing credentials, with a
+        // bare challenge. The scheme is named only when it is a known one: a token
+        // sent without a scheme would otherwise be echoed back.
+        let named = if KNOWN_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+            format!(", not '{scheme}'")
+        } else {
+            String::new()
+        };
         return Err(ApiError::unauthorized(
-            format!("the Authorization header must use the Bearer scheme, not '{scheme}'"),
-            true,
+            format!("the Authorization header must use the Bearer scheme{named}"),
+            false,
         ));
     }
     let token = token.trim();

@@ -64,6 +64,12 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
             false
         }
     };
+    // `None` in embedded mode: there is no policy service to reach.
+    let opa_ok = app.policy.probe().await;
+    if opa_ok == Some(false) {
+        tracing::warn!(opa.url = %app.config.opa_authz_url, "health check: OPA unreachable");
+        problems.push("the policy service (OPA) is unreachable".to_string());
+    }
     let vault_ok = match app.config.vault {
         Some(_) => {
             let ok = tokio::time::timeout(PROBE_TIMEOUT, app.secrets.probe())
@@ -82,7 +88,7 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
     let report = Health {
         status: word(healthy),
         db_connection: word(db_ok),
-        opa_connection: None,
+        opa_connection: opa_ok.map(word),
         vault_connection: vault_ok.map(word),
         kafka_connection: None,
         timestamp: Timestamp::now(),

@@ -47,9 +47,12 @@ pub struct Decision {
 /// Why no decision could be taken (always answered 503, never an allow).
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// OPA could not be reached or timed out.
-    #[error("the policy service is unreachable: {0}")]
+    /// OPA could not be reached.
+    #[error("the policy service (OPA) cannot be reached at {0}")]
     Unreachable(String),
+    /// OPA did not answer within `OPA_TIMEOUT`.
+    #[error("the policy service (OPA) did not answer within {0}")]
+    Timeout(String),
     /// OPA answered something that is not a decision.
     #[error("the policy service gave no usable decision: {0}")]
     BadAnswer(String),

@@ -13,7 +13,18 @@ use super::{Authorizer, Decision, PolicyError, PolicyInput};
 pub struct OpaClient {
     url: String,
     health_url: String,
+    timeout: Duration,
     http: reqwest::Client,
+}
+
+/// The innermost cause of an error ("Connection refused"), which reqwest's own
+/// message ("error sending request for url") leaves out.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl OpaClient {
@@ -31,6 +42,7 @@ impl OpaClient {
         Self {
             url: url.to_string(),
             health_url,
+            timeout,
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
@@ -48,7 +60,13 @@ impl Authorizer for OpaClient {
             .json(&json!({ "input": input }))
             .send()
             .await
-            .map_err(|e| PolicyError::Unreachable(format!("{}: {e}", self.url)))?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    PolicyError::Timeout(format!("{} s (OPA_TIMEOUT)", self.timeout.as_secs_f64()))
+                } else {
+                    PolicyError::Unreachable(format!("{} ({})", self.url, root_cause(&e)))
+                }
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(PolicyError::BadAnswer(format!(

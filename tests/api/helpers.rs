@@ -38,6 +38,9 @@ pub struct AppOptions {
     pub vars: HashMap<String, String>,
     /// Extra fields of the test issuer's TRUSTED_IDP_LIST entry.
     pub idp_extra: Value,
+    /// An issuer the test started itself, to know its URL before the app starts
+    /// (for `vars` that name it); `None` starts a fresh one.
+    pub issuer: Option<DevIssuer>,
 }
 
 impl Default for AppOptions {
@@ -46,6 +49,7 @@ impl Default for AppOptions {
             db: DbKind::Sqlite,
             vars: HashMap::new(),
             idp_extra: serde_json::json!({}),
+            issuer: None,
         }
     }
 }
@@ -70,7 +74,10 @@ pub async fn spawn_app() -> TestApp {
 /// `None` when the database kind is not configured (and may be skipped).
 pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     let db = TestDb::new(options.db).await?;
-    let issuer = DevIssuer::start(0).await.expect("start the test issuer");
+    let issuer = match options.issuer {
+        Some(issuer) => issuer,
+        None => DevIssuer::start(0).await.expect("start the test issuer"),
+    };
     for (sub, groups) in [
         (ALICE, vec!["users", "beta-testers"]),
         (BOB, vec!["users"]),

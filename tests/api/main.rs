@@ -4,5 +4,8 @@
 mod common;
 mod helpers;
 
+mod auth;
+mod dev;
 mod health;
+mod opa;
 mod users;
