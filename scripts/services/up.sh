@@ -8,7 +8,7 @@
 SERVICE_NAME=up
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL=(postgres mariadb im vault)
+ALL=(postgres mariadb im vault kafka)
 if [[ $# -gt 0 ]]; then SERVICES=("$@"); else SERVICES=("${ALL[@]}"); fi
 
 T0=$(now_ms)
