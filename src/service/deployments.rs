@@ -206,7 +206,8 @@ pub async fn delete(
     d.updated_at = now;
     d.updated_by = actor.user_id;
     // An external engine alone knows what it has created: it must hear of the delete.
-    let external = app.config.engine.mode == EngineMode::External;
+    // (ENGINE=external without Kafka only turns the engine off: nobody would hear.)
+    let external = app.config.engine.mode == EngineMode::External && app.config.kafka.enabled;
     if infrastructures(&mut tx, &d).await?.is_empty() && !work_in_flight && !external {
         d.status = DeploymentStatus::DeleteComplete;
         d.status_reason = None;

@@ -38,7 +38,15 @@ async fn without_kafka_the_outbox_is_delivered_in_process_and_pruned() {
     assert_eq!(delivered.payload["deployment_id"], id);
     assert_eq!(delivered.payload["msg_id"], delivered.id.to_string());
     assert!(delivered.payload.get("access_token").is_none());
-    assert_eq!(unpublished(&app).await, 0);
+    // Marked published right after the hand-over.
+    let start = std::time::Instant::now();
+    while unpublished(&app).await > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never marked published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     Relay::new(app.state.clone()).prune().await.unwrap();
@@ -156,13 +164,24 @@ async fn a_failed_publication_stays_in_the_outbox_and_is_retried_after_a_backoff
 }
 
 #[tokio::test]
-async fn with_an_external_engine_a_delete_waits_for_the_engine_and_is_published() {
+async fn with_an_external_engine_a_delete_is_published_and_ended_by_its_status() {
     let app = spawn_app_with(AppOptions::default().var("ENGINE", "external"))
         .await
         .unwrap();
     let mut bus = app.state.messaging.subscribe();
     let t = template(&app).await;
     let id = submit(&app, &t).await;
+    // The engine made an infrastructure and said so.
+    let created = json!({"msg_id": Uuid::new_v4(), "deployment_id": id, "status": "CREATE_COMPLETE",
+                         "im_infra_id": "infra-1"});
+    let handled = apply_status(
+        &app.state,
+        "deployment-status",
+        created.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(handled, Handled::Applied);
     let r = app
         .delete_as(ALICE, &format!("/api/v1/deployments/{id}"))
         .await;
@@ -181,6 +200,7 @@ async fn with_an_external_engine_a_delete_waits_for_the_engine_and_is_published(
         topics.push(m.topic.clone());
         if m.topic == messages::DELETE_DEPLOYMENT {
             assert_eq!(m.payload["force"], false);
+            assert_eq!(m.payload["im_infra_id"], "infra-1");
             assert!(m.payload["requested_by"].is_string());
         }
     }

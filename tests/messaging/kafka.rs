@@ -380,6 +380,31 @@ async fn with_an_external_engine_a_status_message_completes_the_deployment() {
         .await
         .unwrap();
     assert!(jobs.is_empty(), "the create job is over: {jobs:?}");
+    drop(conn);
+
+    // Only the external engine knows what it made: a delete waits for it.
+    let r = app
+        .delete_as(ALICE, &format!("/api/v1/deployments/{id}"))
+        .await;
+    assert_eq!(r.status(), 202);
+    let request = read_topic(
+        &bootstrap,
+        &t.delete,
+        1,
+        Duration::ZERO,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(request.len(), 1);
+    assert_eq!(key_of(&request[0]), id);
+    assert_eq!(json_of(&request[0])["target_provider_name"], "backbone");
+    let status = json!({"msg_id": Uuid::new_v4(), "deployment_id": id, "status": "DELETE_COMPLETE",
+        "resources": [{"tosca_node_name": "vm", "status": "DELETED"}]});
+    send(&bootstrap, &t.status, &id, status.to_string().as_bytes()).await;
+    wait_for(&app, &id, Duration::from_secs(60), "DELETE_COMPLETE", |d| {
+        d["status_name"] == "DELETE_COMPLETE"
+    })
+    .await;
 }
 
 /// The orchestrator's log of a deployment as text.
