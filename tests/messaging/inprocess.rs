@@ -7,19 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orchestrator::config::Config;
 use orchestrator::messaging::consumer::{apply_log, apply_status, Handled};
 use orchestrator::messaging::relay::{Publisher, Relay, RelayOutcome};
 use orchestrator::messaging::{messages, Stats};
-use orchestrator::state::AppState;
 use orchestrator::store::outbox::{self, OutboxMessage};
 use orchestrator::store::{jobs, logs};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{DbKind, TestDb};
 use crate::helpers::{spawn_app_with, AppOptions, ALICE};
-use crate::{deployment, submit, template, unpublished, wait_for};
+use crate::{bare_state, deployment, submit, template, unpublished, wait_for};
 
 #[tokio::test]
 async fn without_kafka_the_outbox_is_delivered_in_process_and_pruned() {
@@ -88,26 +85,12 @@ impl Publisher for Flaky {
     }
 }
 
-/// The state alone, without the API and its background relay.
-async fn bare_state(vars: &[(&str, &str)]) -> (AppState, TestDb, tempfile::TempDir) {
-    let db = TestDb::new(DbKind::Sqlite).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut all: HashMap<String, String> = HashMap::from([
-        ("DB_URL".into(), db.url.clone()),
-        ("DATA_DIR".into(), dir.path().display().to_string()),
-    ]);
-    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = Config::from_sources(all, None).unwrap();
-    let state = orchestrator::app::build_state(config).await.unwrap();
-    (state, db, dir)
-}
-
 #[tokio::test]
 async fn a_failed_publication_stays_in_the_outbox_and_is_retried_after_a_backoff() {
-    let (state, _db, _dir) = bare_state(&[
-        ("KAFKA_RETRY_BACKOFF_MIN", "0.2"),
-        ("KAFKA_RETRY_BACKOFF_MAX", "0.4"),
-    ])
+    let (state, _db, _dir) = bare_state(HashMap::from([
+        ("KAFKA_RETRY_BACKOFF_MIN".into(), "0.2".into()),
+        ("KAFKA_RETRY_BACKOFF_MAX".into(), "0.4".into()),
+    ]))
     .await;
     let mut tx = state.store.begin().await.unwrap();
     let a = outbox::push(&mut tx, "create-deployment", "d1", &json!({"n": 1}))

@@ -20,12 +20,12 @@ use crate::helpers::{spawn_app_with, AppOptions, TestApp, ALICE};
 use crate::{deployment, submit, submit_with_token, template, unpublished, wait_for};
 
 /// The broker, or `None` (with a notice) when tests may skip.
-fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     service_var("TEST_KAFKA_BOOTSTRAP")
 }
 
 /// This test's topic names.
-struct Topics {
+pub(crate) struct Topics {
     create: String,
     update: String,
     delete: String,
@@ -48,7 +48,7 @@ impl Topics {
 }
 
 /// Creates a set of topics for one test.
-async fn topics(bootstrap: &str) -> Topics {
+pub(crate) async fn topics(bootstrap: &str) -> Topics {
     let p = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
     let t = Topics {
         create: format!("{p}-create"),
@@ -78,7 +78,7 @@ async fn topics(bootstrap: &str) -> Topics {
 }
 
 /// App options for Kafka on `bootstrap` with these topics and a fresh group.
-fn kafka_options(bootstrap: &str, t: &Topics) -> AppOptions {
+pub(crate) fn kafka_options(bootstrap: &str, t: &Topics) -> AppOptions {
     AppOptions::default()
         .var("KAFKA_ENABLE", "true")
         .var("KAFKA_BOOTSTRAP_SERVERS", bootstrap)

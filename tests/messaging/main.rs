@@ -10,10 +10,12 @@ mod common;
 #[allow(dead_code)]
 mod helpers;
 
+mod bench;
 mod inprocess;
 mod kafka;
 mod outbox;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use helpers::{TestApp, ALICE};
@@ -87,4 +89,26 @@ pub async fn unpublished(app: &TestApp) -> i64 {
     orchestrator::store::outbox::unpublished(&mut conn)
         .await
         .expect("count")
+}
+
+/// The state alone (database migrated, messaging built), without the API and its
+/// background relay, so a test drives `Relay::run_once` itself.
+pub async fn bare_state(
+    vars: HashMap<String, String>,
+) -> (
+    orchestrator::state::AppState,
+    common::TestDb,
+    tempfile::TempDir,
+) {
+    let db = common::TestDb::new(common::DbKind::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: HashMap<String, String> = HashMap::from([
+        ("DB_URL".into(), db.url.clone()),
+        ("DATA_DIR".into(), dir.path().display().to_string()),
+        ("LOG_LEVEL".into(), "warn".into()),
+    ]);
+    all.extend(vars);
+    let config = orchestrator::config::Config::from_sources(all, None).unwrap();
+    let state = orchestrator::app::build_state(config).await.unwrap();
+    (state, db, dir)
 }
