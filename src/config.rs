@@ -504,6 +504,7 @@ fn vault_config(
                     )
                 })?;
             VaultLogin::Jwt {
+                mount: s.string("VAULT_AUTH_PATH", "jwt"),
                 role: s.string("VAULT_ROLE", "orchestrator"),
                 audience: s.get("VAULT_BOUND_AUDIENCE").map(|a| a.trim().to_string()),
                 issuer: issuer.clone(),

@@ -64,6 +64,20 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
             false
         }
     };
+    let vault_ok = match app.config.vault {
+        Some(_) => {
+            let ok = tokio::time::timeout(PROBE_TIMEOUT, app.secrets.probe())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+            if !ok {
+                problems.push("Vault unreachable or refusing the orchestrator".to_string());
+            }
+            Some(ok)
+        }
+        None => None,
+    };
     let kafka_ok = match app.messaging.probe(PROBE_TIMEOUT).await {
         None => None,
         Some(Ok(())) => Some(true),
@@ -78,7 +92,7 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
         status: word(healthy),
         db_connection: word(db_ok),
         opa_connection: None,
-        vault_connection: None,
+        vault_connection: vault_ok.map(word),
         kafka_connection: kafka_ok.map(word),
         timestamp: Timestamp::now(),
         details: (!healthy).then(|| problems.join("; ")),

@@ -37,6 +37,8 @@ pub enum VaultLogin {
     Token(Secret),
     /// The JWT auth method with a client-credentials token of this issuer.
     Jwt {
+        /// Where the JWT auth method is mounted (`jwt`).
+        mount: String,
         /// The Vault role.
         role: String,
         /// The audience the token must carry.
@@ -101,10 +103,14 @@ impl VaultStore {
         let (token, ttl) = match &self.config.login {
             VaultLogin::Token(t) => (t.clone(), Duration::from_secs(24 * 3600)),
             VaultLogin::Jwt {
+                mount,
                 role,
                 audience,
                 issuer,
-            } => self.jwt_login(role, audience.as_deref(), issuer).await?,
+            } => {
+                self.jwt_login(mount, role, audience.as_deref(), issuer)
+                    .await?
+            }
         };
         // Log in again a little before the lease ends.
         let until = Instant::now() + ttl.mul_f64(0.8);
@@ -114,6 +120,7 @@ impl VaultStore {
 
     async fn jwt_login(
         &self,
+        mount: &str,
         role: &str,
         audience: Option<&str>,
         issuer: &TrustedIdp,
@@ -148,7 +155,7 @@ impl VaultStore {
             .access_token;
         let answer = self
             .http
-            .post(self.url("auth/jwt/login"))
+            .post(self.url(&format!("auth/{}/login", mount.trim_matches('/'))))
             .json(&json!({"jwt": jwt, "role": role}))
             .send()
             .await

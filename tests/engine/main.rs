@@ -26,6 +26,8 @@ pub struct ProviderSpec {
     pub im_url: String,
     /// A unique IM user, so IM lists only this test's infrastructures.
     pub username: String,
+    /// `im_auth: token` (the creator's access token) instead of a password.
+    pub token_auth: bool,
 }
 
 pub fn provider(name: &str, rank: i64, im_url: &str) -> ProviderSpec {
@@ -34,6 +36,7 @@ pub fn provider(name: &str, rank: i64, im_url: &str) -> ProviderSpec {
         rank,
         im_url: im_url.into(),
         username: format!("tester-{name}-{}", uuid::Uuid::new_v4().simple()),
+        token_auth: false,
     }
 }
 
@@ -48,12 +51,14 @@ pub async fn env(providers: &[ProviderSpec], builtin: bool, vars: &[(&str, &str)
     let dir = tempfile::tempdir().expect("temp dir");
     let mut file = String::from("providers:\n");
     for p in providers {
+        let im_auth = if p.token_auth {
+            "token".to_string()
+        } else {
+            format!("{{username: {}, password: secret}}", p.username)
+        };
         file.push_str(&format!(
-            "  - name: {}\n    type: Dummy\n    rank: {}\n    im_url: {}\n    im_auth: {{username: {}, password: secret}}\n    cloud_auth: \"id = dummy; type = Dummy\"\n    user_groups: [\"*\"]\n",
-            p.name,
-            p.rank,
-            p.im_url,
-            p.username
+            "  - name: {}\n    type: Dummy\n    rank: {}\n    im_url: {}\n    im_auth: {im_auth}\n    cloud_auth: \"id = dummy; type = Dummy\"\n    user_groups: [\"*\"]\n",
+            p.name, p.rank, p.im_url,
         ));
     }
     let path = dir.path().join("providers.yaml");
