@@ -20,7 +20,10 @@ use crate::store::Store;
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    /// Run the built-in engine (`ENGINE=builtin`, not `orchestrator api`).
     engine: bool,
+    /// Run the outbox relay and the consumers (not `orchestrator api`).
+    messaging: bool,
 }
 
 /// Connects to the database named by the configuration and applies migrations.
@@ -73,6 +76,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     if config.trusted_idps.is_empty() {
         tracing::warn!("TRUSTED_IDP_LIST is empty: every authenticated request will be refused");
     }
+    let messaging = crate::messaging::Messaging::new(&config)?;
+    if config.kafka.enabled {
+        tracing::info!(kafka.bootstrap = %config.kafka.bootstrap_servers, "the outbox is relayed to Kafka");
+    }
+    if config.engine.mode == EngineMode::External && !config.kafka.enabled {
+        tracing::warn!("ENGINE=external without KAFKA_ENABLE: jobs are written but no external engine hears of them, and no status comes back");
+    }
     Ok(AppState(Arc::new(AppInner {
         store,
         auth,
@@ -87,24 +97,36 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         ),
         models: moka::sync::Cache::builder().max_capacity(1_000).build(),
         secrets,
+        messaging,
         config,
     })))
 }
 
-/// Runs the deployment engine until `shutdown` completes (`orchestrator worker`).
+/// Runs the deployment engine (with `ENGINE=builtin`), the outbox relay and the
+/// consumers until `shutdown` completes (`orchestrator worker`).
 pub async fn run_worker(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if state.config.engine.mode == EngineMode::External {
-        anyhow::bail!("ENGINE=external: this process has no engine to run");
-    }
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let engine = Arc::new(Engine::new(state));
-    let task = tokio::spawn(engine.run(rx));
+    let engine = match state.config.engine.mode {
+        EngineMode::Builtin => Some(tokio::spawn(
+            Arc::new(Engine::new(state.clone())).run(rx.clone()),
+        )),
+        EngineMode::External => {
+            tracing::info!("ENGINE=external: this worker relays the outbox and applies status messages; no built-in engine");
+            None
+        }
+    };
+    let messaging = crate::messaging::spawn(state, rx);
     shutdown.await;
     let _ = tx.send(true);
-    task.await.context("the engine stopped abnormally")?;
+    if let Some(engine) = engine {
+        engine.await.context("the engine stopped abnormally")?;
+    }
+    messaging
+        .await
+        .context("the outbox relay stopped abnormally")?;
     Ok(())
 }
 
@@ -115,8 +137,8 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 }
 
 impl Server {
-    /// Builds the service (API and, with `ENGINE=builtin`, the engine) and binds
-    /// `config.listen_addr`.
+    /// Builds the service (API, outbox relay, consumers and, with `ENGINE=builtin`,
+    /// the engine) and binds `config.listen_addr`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let engine = config.engine.mode == EngineMode::Builtin;
         let listen = config.listen_addr;
@@ -128,12 +150,15 @@ impl Server {
             listener,
             state,
             engine,
+            messaging: true,
         })
     }
 
-    /// The API alone (`orchestrator api`), for replicas beside separate workers.
+    /// The API alone (`orchestrator api`), for replicas beside separate workers: no
+    /// engine, no relay, no consumers.
     pub fn without_engine(mut self) -> Self {
         self.engine = false;
+        self.messaging = false;
         self
     }
 
@@ -163,7 +188,10 @@ impl Server {
         let (stop_engine, stopped) = tokio::sync::watch::channel(false);
         let engine = self
             .engine
-            .then(|| tokio::spawn(Arc::new(Engine::new(self.state.clone())).run(stopped)));
+            .then(|| tokio::spawn(Arc::new(Engine::new(self.state.clone())).run(stopped.clone())));
+        let messaging = self
+            .messaging
+            .then(|| crate::messaging::spawn(self.state.clone(), stopped));
         let served = axum::serve(self.listener, http::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
@@ -171,6 +199,9 @@ impl Server {
         let _ = stop_engine.send(true);
         if let Some(engine) = engine {
             let _ = engine.await;
+        }
+        if let Some(messaging) = messaging {
+            let _ = messaging.await;
         }
         served
     }

@@ -168,6 +168,123 @@ pub struct Config {
     /// `VAULT_ENABLE` and the `VAULT_*` settings: secrets in Vault instead of sealed
     /// columns.
     pub vault: Option<crate::secrets::vault::VaultConfig>,
+    /// `KAFKA_ENABLE` and the `KAFKA_*` settings: the outbox relayed to Kafka, and the
+    /// status and log consumers (docs/messages.md).
+    pub kafka: KafkaConfig,
+    /// How the relay reads the outbox, with or without Kafka.
+    pub outbox: OutboxConfig,
+}
+
+/// The Kafka side of messaging (DESIGN.md §6, docs/messages.md). Everything but
+/// `enabled` has a default, so only `KAFKA_ENABLE` and `KAFKA_BOOTSTRAP_SERVERS` are
+/// needed to start.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `KAFKA_ENABLE`: relay the outbox to Kafka and run the consumers; without it the
+    /// outbox is delivered in-process.
+    pub enabled: bool,
+    /// `KAFKA_BOOTSTRAP_SERVERS`: comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// `KAFKA_CLIENT_NAME`: the client id the brokers see.
+    pub client_name: String,
+    /// `KAFKA_GROUP_ID`: the consumer group of the status and log consumers (all
+    /// replicas share it, so each message is handled by one of them).
+    pub group_id: String,
+    /// Topic names (`KAFKA_*_TOPIC`).
+    pub topics: KafkaTopics,
+    /// `KAFKA_CREATE_DEP_MSG_VERSION`: the `msg_version` of `create-deployment`
+    /// messages (orchestrator-python's setting; the schema is the one documented for
+    /// 1.0.0 whatever the value).
+    pub create_dep_msg_version: String,
+    /// `KAFKA_INCLUDE_ACCESS_TOKEN`: put the caller's access token in the messages
+    /// that start work (an external engine acting on the user's behalf needs it).
+    pub include_access_token: bool,
+    /// `KAFKA_MAX_REQUEST_SIZE` (bytes): the largest message produced.
+    pub max_request_size: u64,
+    /// `KAFKA_MESSAGE_TIMEOUT` (seconds): how long the producer tries to deliver a
+    /// message before the relay records a failure and backs off.
+    pub message_timeout: Duration,
+    /// `KAFKA_SESSION_TIMEOUT` (seconds): how soon the group notices a consumer
+    /// that is gone.
+    pub session_timeout: Duration,
+    /// `KAFKA_RETRY_BACKOFF_MIN` (seconds): the relay's first delay after a failed
+    /// publication; it doubles per failure of the same message.
+    pub retry_backoff_min: Duration,
+    /// `KAFKA_RETRY_BACKOFF_MAX` (seconds): the delay stops doubling here.
+    pub retry_backoff_max: Duration,
+    /// `KAFKA_ALLOW_AUTO_CREATE_TOPICS`: create missing topics at start (one
+    /// partition; production clusters usually create them by hand).
+    pub allow_auto_create_topics: bool,
+    /// `KAFKA_SSL_ENABLE` and the `KAFKA_SSL_*` files.
+    pub ssl: Option<KafkaSsl>,
+    /// `KAFKA_SASL_MECHANISM` and credentials.
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// Topic names, each with its own variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTopics {
+    /// `KAFKA_CREATE_DEP_TOPIC` (`create-deployment`).
+    pub create: String,
+    /// `KAFKA_UPDATE_DEP_TOPIC` (`update-deployment`).
+    pub update: String,
+    /// `KAFKA_DELETE_DEP_TOPIC` (`delete-deployment`).
+    pub delete: String,
+    /// `KAFKA_DEP_ACTION_TOPIC` (`deployment-action`).
+    pub action: String,
+    /// `KAFKA_DEP_STATUS_TOPIC` (`deployment-status`), consumed.
+    pub status: String,
+    /// `KAFKA_DEP_LOGS_TOPIC` (`deployment-logs`), consumed.
+    pub logs: String,
+}
+
+impl Default for KafkaTopics {
+    fn default() -> Self {
+        Self {
+            create: "create-deployment".into(),
+            update: "update-deployment".into(),
+            delete: "delete-deployment".into(),
+            action: "deployment-action".into(),
+            status: "deployment-status".into(),
+            logs: "deployment-logs".into(),
+        }
+    }
+}
+
+/// TLS towards the brokers (orchestrator-python's `KAFKA_SSL_*`).
+#[derive(Debug, Clone)]
+pub struct KafkaSsl {
+    /// `KAFKA_SSL_CACERT_PATH`: CA bundle (the system's when unset).
+    pub cacert: Option<PathBuf>,
+    /// `KAFKA_SSL_CERT_PATH`: client certificate, for brokers that want one.
+    pub cert: Option<PathBuf>,
+    /// `KAFKA_SSL_KEY_PATH`: its private key.
+    pub key: Option<PathBuf>,
+    /// `KAFKA_SSL_PASSWORD`: the private key's password.
+    pub password: Option<Secret>,
+    /// `KAFKA_SSL_CHECK_HOSTNAME`: verify the broker's name against its certificate.
+    pub check_hostname: bool,
+}
+
+/// SASL authentication towards the brokers.
+#[derive(Debug, Clone)]
+pub struct KafkaSasl {
+    /// `KAFKA_SASL_MECHANISM`: `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`.
+    pub mechanism: String,
+    /// `KAFKA_SASL_USERNAME`.
+    pub username: String,
+    /// `KAFKA_SASL_PASSWORD`.
+    pub password: Secret,
+}
+
+/// The outbox relay's pace, the same with or without Kafka.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// `OUTBOX_POLL_INTERVAL` (seconds): how often an idle relay looks for new rows
+    /// (the floor of the delay between a commit and its publication).
+    pub poll_interval: Duration,
+    /// `OUTBOX_RETENTION` (seconds): how long published rows are kept before pruning.
+    pub retention: Duration,
 }
 
 /// Raw settings from the environment and the file, looked up by variable name.
@@ -203,7 +320,11 @@ impl Settings {
     }
 
     fn seconds(&self, var: &str, default: u64) -> Result<Duration, ConfigError> {
-        let secs: f64 = self.parse(var, default as f64, "a number of seconds")?;
+        self.fractional_seconds(var, default as f64)
+    }
+
+    fn fractional_seconds(&self, var: &str, default: f64) -> Result<Duration, ConfigError> {
+        let secs: f64 = self.parse(var, default, "a number of seconds")?;
         if !(secs > 0.0 && secs.is_finite()) {
             return Err(ConfigError::new(
                 var,
@@ -332,6 +453,11 @@ impl Config {
             engine: engine_config(s)?,
             vault: vault_config(s, &trusted_idps)?,
             trusted_idps,
+            kafka: kafka_config(s)?,
+            outbox: OutboxConfig {
+                poll_interval: s.fractional_seconds("OUTBOX_POLL_INTERVAL", 0.1)?,
+                retention: s.seconds("OUTBOX_RETENTION", 3600)?,
+            },
         })
     }
 }
@@ -448,6 +574,149 @@ fn engine_config(s: &Settings) -> Result<EngineConfig, ConfigError> {
         im_max_rps,
         delete_timeout: minutes("DELETE_TIMEOUT_MINS", 60)?,
         action_timeout: minutes("ACTION_TIMEOUT_MINS", 15)?,
+    })
+}
+
+fn kafka_config(s: &Settings) -> Result<KafkaConfig, ConfigError> {
+    let enabled = flag(s, "KAFKA_ENABLE")?;
+    let bootstrap_servers = s.string("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+    for server in bootstrap_servers.split(',') {
+        let server = server.trim();
+        let port = server
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+            return Err(ConfigError::new(
+                "KAFKA_BOOTSTRAP_SERVERS",
+                format!("expected a comma-separated list of host:port, got '{server}'"),
+            ));
+        }
+    }
+    let topic = |var: &str, default: &str| -> Result<String, ConfigError> {
+        let name = s.string(var, default);
+        let legal = name.len() <= 249
+            && name != "."
+            && name != ".."
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !legal {
+            return Err(ConfigError::new(
+                var,
+                format!("'{name}' is not a Kafka topic name (letters, digits, '.', '_', '-', at most 249)"),
+            ));
+        }
+        Ok(name)
+    };
+    let defaults = KafkaTopics::default();
+    let topics = KafkaTopics {
+        create: topic("KAFKA_CREATE_DEP_TOPIC", &defaults.create)?,
+        update: topic("KAFKA_UPDATE_DEP_TOPIC", &defaults.update)?,
+        delete: topic("KAFKA_DELETE_DEP_TOPIC", &defaults.delete)?,
+        action: topic("KAFKA_DEP_ACTION_TOPIC", &defaults.action)?,
+        status: topic("KAFKA_DEP_STATUS_TOPIC", &defaults.status)?,
+        logs: topic("KAFKA_DEP_LOGS_TOPIC", &defaults.logs)?,
+    };
+    let max_request_size: u64 =
+        s.parse("KAFKA_MAX_REQUEST_SIZE", 104_857_600, "a number of bytes")?;
+    if !(1_000..=1_000_000_000).contains(&max_request_size) {
+        return Err(ConfigError::new(
+            "KAFKA_MAX_REQUEST_SIZE",
+            "must be between 1000 and 1000000000 bytes",
+        ));
+    }
+    let retry_backoff_min = s.fractional_seconds("KAFKA_RETRY_BACKOFF_MIN", 0.5)?;
+    let retry_backoff_max = s.seconds("KAFKA_RETRY_BACKOFF_MAX", 30)?;
+    if retry_backoff_max < retry_backoff_min {
+        return Err(ConfigError::new(
+            "KAFKA_RETRY_BACKOFF_MAX",
+            "must not be less than KAFKA_RETRY_BACKOFF_MIN",
+        ));
+    }
+    let ssl = if flag(s, "KAFKA_SSL_ENABLE")? {
+        // Files are checked only when they will be used, so a disabled Kafka with
+        // leftover paths does not stop the service.
+        let file = |var: &str| -> Result<Option<PathBuf>, ConfigError> {
+            if enabled {
+                existing_file(s, var)
+            } else {
+                Ok(s.path(var))
+            }
+        };
+        let cert = file("KAFKA_SSL_CERT_PATH")?;
+        let key = file("KAFKA_SSL_KEY_PATH")?;
+        if cert.is_some() != key.is_some() {
+            return Err(ConfigError::new(
+                if cert.is_some() {
+                    "KAFKA_SSL_KEY_PATH"
+                } else {
+                    "KAFKA_SSL_CERT_PATH"
+                },
+                "a client certificate needs both KAFKA_SSL_CERT_PATH and KAFKA_SSL_KEY_PATH",
+            ));
+        }
+        Some(KafkaSsl {
+            cacert: file("KAFKA_SSL_CACERT_PATH")?,
+            cert,
+            key,
+            password: s.get("KAFKA_SSL_PASSWORD").map(Secret::new),
+            check_hostname: match s.get("KAFKA_SSL_CHECK_HOSTNAME") {
+                None => true,
+                Some(_) => flag(s, "KAFKA_SSL_CHECK_HOSTNAME")?,
+            },
+        })
+    } else {
+        None
+    };
+    let sasl = match s.get("KAFKA_SASL_MECHANISM") {
+        None => None,
+        Some(raw) => {
+            let mechanism = raw.trim().to_ascii_uppercase();
+            if !matches!(
+                mechanism.as_str(),
+                "SCRAM-SHA-512" | "SCRAM-SHA-256" | "PLAIN"
+            ) {
+                return Err(ConfigError::new(
+                    "KAFKA_SASL_MECHANISM",
+                    format!("expected SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, got '{raw}'"),
+                ));
+            }
+            let username = s.get("KAFKA_SASL_USERNAME").ok_or_else(|| {
+                ConfigError::new(
+                    "KAFKA_SASL_USERNAME",
+                    "KAFKA_SASL_MECHANISM is set, so a user name is needed",
+                )
+            })?;
+            let password = s.get("KAFKA_SASL_PASSWORD").ok_or_else(|| {
+                ConfigError::new(
+                    "KAFKA_SASL_PASSWORD",
+                    "KAFKA_SASL_MECHANISM is set, so a password is needed",
+                )
+            })?;
+            Some(KafkaSasl {
+                mechanism,
+                username: username.trim().to_string(),
+                password: Secret::new(password),
+            })
+        }
+    };
+    let group_id = s.string("KAFKA_GROUP_ID", "orchestrator");
+    Ok(KafkaConfig {
+        enabled,
+        bootstrap_servers,
+        client_name: s.string("KAFKA_CLIENT_NAME", "orchestrator"),
+        group_id,
+        topics,
+        create_dep_msg_version: s.string("KAFKA_CREATE_DEP_MSG_VERSION", "1.0.0"),
+        include_access_token: flag(s, "KAFKA_INCLUDE_ACCESS_TOKEN")?,
+        max_request_size,
+        message_timeout: s.seconds("KAFKA_MESSAGE_TIMEOUT", 30)?,
+        session_timeout: s.seconds("KAFKA_SESSION_TIMEOUT", 10)?,
+        retry_backoff_min,
+        retry_backoff_max,
+        allow_auto_create_topics: flag(s, "KAFKA_ALLOW_AUTO_CREATE_TOPICS")?,
+        ssl,
+        sasl,
     })
 }
 
@@ -654,6 +923,58 @@ mod tests {
             .unwrap();
         assert_eq!(c.listen_addr.port(), 9000);
         assert_eq!(c.log_level, "warn");
+    }
+
+    #[test]
+    fn kafka_settings_have_defaults_and_bad_ones_name_their_variable() {
+        let c = load(&[]).unwrap();
+        assert!(!c.kafka.enabled);
+        assert_eq!(c.kafka.topics.create, "create-deployment");
+        assert_eq!(c.kafka.bootstrap_servers, "localhost:9092");
+        assert!(!c.kafka.include_access_token);
+        for (var, value) in [
+            ("KAFKA_ENABLE", "perhaps"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "no-port"),
+            ("KAFKA_CREATE_DEP_TOPIC", "bad topic"),
+            ("KAFKA_DEP_STATUS_TOPIC", "a/b"),
+            ("KAFKA_SASL_MECHANISM", "GSSAPI"),
+            ("KAFKA_MESSAGE_TIMEOUT", "0"),
+            ("KAFKA_MAX_REQUEST_SIZE", "12"),
+            ("OUTBOX_POLL_INTERVAL", "never"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+        let err = load(&[
+            ("KAFKA_SASL_MECHANISM", "scram-sha-512"),
+            ("KAFKA_SASL_USERNAME", "u"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "KAFKA_SASL_PASSWORD");
+        let err = load(&[
+            ("KAFKA_ENABLE", "true"),
+            ("KAFKA_SSL_ENABLE", "true"),
+            ("KAFKA_SSL_CACERT_PATH", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "KAFKA_SSL_CACERT_PATH");
+    }
+
+    #[test]
+    fn kafka_secrets_stay_hidden() {
+        let c = load(&[
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            ("KAFKA_SASL_USERNAME", "orchestrator"),
+            ("KAFKA_SASL_PASSWORD", "k4fk4-s3cr3t"),
+            ("KAFKA_SSL_ENABLE", "true"),
+            ("KAFKA_SSL_PASSWORD", "k3y-s3cr3t"),
+        ])
+        .unwrap();
+        let sasl = c.kafka.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, "SCRAM-SHA-256");
+        assert_eq!(sasl.password.expose(), "k4fk4-s3cr3t");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("k4fk4-s3cr3t") && !shown.contains("k3y-s3cr3t"));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AppInner {
     pub imports: ImportFetcher,
     /// Parsed templates by id (content never changes, so entries never go stale).
     pub models: moka::sync::Cache<uuid::Uuid, Arc<tosca::Template>>,
+    /// The Kafka producer, the in-process bus and the messaging counters.
+    pub messaging: crate::messaging::Messaging,
 }
 
 /// Cheap-to-clone handle on the shared state.

@@ -42,6 +42,12 @@ else
     row vault down "no healthy answer on http://127.0.0.1:18200 (run scripts/services/vault.sh)"
 fi
 
+if port_open 19092; then
+    row kafka up "127.0.0.1:19092 (tansu), $(owner "$SERVICES_DIR/kafka/tansu.pid" --listener-url)"
+else
+    row kafka down "nothing on 127.0.0.1:19092 (run scripts/services/kafka.sh)"
+fi
+
 if [[ -f $SERVICES_DIR/env ]]; then
     echo "env file: $SERVICES_DIR/env ($(grep -c '^export' "$SERVICES_DIR/env") variables: $(sed -nE 's/^export ([A-Z_]+)=.*/\1/p' "$SERVICES_DIR/env" | tr '\n' ' '))"
 else

@@ -10,7 +10,7 @@ SERVICE_NAME=up
 # shellcheck source=scripts/services/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL=(postgres mariadb im vault)
+ALL=(postgres mariadb im vault kafka)
 if [[ $# -gt 0 ]]; then SERVICES=("$@"); else SERVICES=("${ALL[@]}"); fi
 
 T0=$(now_ms)

@@ -84,13 +84,22 @@ pub async fn get_health(State(app): State<AppState>) -> (StatusCode, Json<Health
         }
         None => None,
     };
+    let kafka_ok = match app.messaging.probe(PROBE_TIMEOUT).await {
+        None => None,
+        Some(Ok(())) => Some(true),
+        Some(Err(err)) => {
+            tracing::warn!(error = %err, "health check: Kafka unreachable");
+            problems.push("Kafka unreachable".to_string());
+            Some(false)
+        }
+    };
     let healthy = problems.is_empty();
     let report = Health {
         status: word(healthy),
         db_connection: word(db_ok),
         opa_connection: opa_ok.map(word),
         vault_connection: vault_ok.map(word),
-        kafka_connection: None,
+        kafka_connection: kafka_ok.map(word),
         timestamp: Timestamp::now(),
         details: (!healthy).then(|| problems.join("; ")),
     };

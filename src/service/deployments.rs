@@ -6,10 +6,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Actor, Error, Result};
+use crate::config::{EngineMode, KafkaConfig};
 use crate::domain::list::{Condition, ListQuery, Value};
 use crate::domain::{
     Attempt, Deployment, DeploymentStatus, Job, JobKind, LogLine, ResourceStatus, Task, Timestamp,
 };
+use crate::messaging::messages;
 use crate::state::AppState;
 use crate::store::{attempts, deployments, jobs, logs, resources, users, Conn, Tx};
 
@@ -163,8 +165,18 @@ pub async fn delete(
         &format!("cancelled: deletion requested by {}", actor.describe()),
     )
     .await?;
+    let flags = (options.force, options.unsecure);
     if options.force {
         let orphans = infrastructures(&mut tx, &d).await?;
+        messages::push_deleted(
+            &mut tx,
+            &app.config.kafka,
+            &d,
+            flags,
+            actor.user_id,
+            &actor.token,
+        )
+        .await?;
         deployments::delete(&mut tx, id).await?;
         log(
             &mut tx,
@@ -193,7 +205,10 @@ pub async fn delete(
     let now = Timestamp::now();
     d.updated_at = now;
     d.updated_by = actor.user_id;
-    if infrastructures(&mut tx, &d).await?.is_empty() && !work_in_flight {
+    // An external engine alone knows what it has created: it must hear of the delete.
+    // (ENGINE=external without Kafka only turns the engine off: nobody would hear.)
+    let external = app.config.engine.mode == EngineMode::External && app.config.kafka.enabled;
+    if infrastructures(&mut tx, &d).await?.is_empty() && !work_in_flight && !external {
         d.status = DeploymentStatus::DeleteComplete;
         d.status_reason = None;
         d.task = Task::None;
@@ -222,6 +237,15 @@ pub async fn delete(
             JobKind::Delete,
             json!({"unsecure": options.unsecure, "by": actor.user_id}),
         ),
+    )
+    .await?;
+    messages::push_deleted(
+        &mut tx,
+        &app.config.kafka,
+        &saved,
+        flags,
+        actor.user_id,
+        &actor.token,
     )
     .await?;
     log(
@@ -369,6 +393,7 @@ fn may_share(actor: &Actor, d: &Deployment) -> Result<()> {
 
 async fn owner_job(
     tx: &mut Tx,
+    kafka: &KafkaConfig,
     actor: &Actor,
     d: &mut Deployment,
     user: Uuid,
@@ -400,6 +425,17 @@ async fn owner_job(
         ),
     )
     .await?;
+    if add {
+        d.owned_by.push(user);
+    } else {
+        d.owned_by.retain(|o| *o != user);
+    }
+    let change = messages::Change::Owner {
+        user,
+        added: add,
+        previous,
+    };
+    messages::push_updated(tx, kafka, d, change, actor.user_id, &actor.token).await?;
     Ok(OwnerOutcome::Pushing)
 }
 
@@ -427,7 +463,7 @@ pub async fn add_owner(
         )));
     }
     deployments::add_owner(&mut tx, id, user).await?;
-    let outcome = owner_job(&mut tx, actor, &mut d, user, true).await?;
+    let outcome = owner_job(&mut tx, &app.config.kafka, actor, &mut d, user, true).await?;
     log(
         &mut tx,
         id,
@@ -464,7 +500,7 @@ pub async fn remove_owner(
         )));
     }
     deployments::remove_owner(&mut tx, id, user).await?;
-    let outcome = owner_job(&mut tx, actor, &mut d, user, false).await?;
+    let outcome = owner_job(&mut tx, &app.config.kafka, actor, &mut d, user, false).await?;
     log(
         &mut tx,
         id,

@@ -10,6 +10,7 @@ use crate::domain::list::ListQuery;
 use crate::domain::{
     Deployment, DeploymentStatus, Job, JobKind, Resource, ResourceStatus, Timestamp,
 };
+use crate::messaging::messages;
 use crate::state::AppState;
 use crate::store::{jobs, resources};
 
@@ -138,6 +139,8 @@ pub async fn act(
         ),
     )
     .await?;
+    let (kafka, by) = (&app.config.kafka, actor.user_id);
+    messages::push_action(&mut tx, kafka, &d, &r, action.as_str(), by, &actor.token).await?;
     log(
         &mut tx,
         deployment,

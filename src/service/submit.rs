@@ -15,6 +15,7 @@ use crate::domain::deployment::{
 use crate::domain::{
     Deployment, DeploymentStatus, Job, JobKind, Resource, ResourceStatus, Task, Timestamp,
 };
+use crate::messaging::messages;
 use crate::state::AppState;
 use crate::store::{deployments, jobs, resources, templates};
 
@@ -246,6 +247,7 @@ pub async fn create(app: &AppState, actor: &Actor, request: NewDeployment) -> Re
         &Job::new(d.id, JobKind::Create, json!({"by": actor.user_id})),
     )
     .await?;
+    messages::push_created(&mut tx, &app.config.kafka, &d, &actor.token).await?;
     log(
         &mut tx,
         d.id,
@@ -304,6 +306,16 @@ pub async fn redeploy(
             JobKind::Update,
             json!({"by": actor.user_id, "previous_status": previous.code()}),
         ),
+    )
+    .await?;
+    let change = messages::Change::Inputs { previous };
+    messages::push_updated(
+        &mut tx,
+        &app.config.kafka,
+        &saved,
+        change,
+        actor.user_id,
+        &actor.token,
     )
     .await?;
     log(

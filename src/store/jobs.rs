@@ -300,3 +300,20 @@ pub async fn still_held(conn: &mut Conn, job: Uuid, claim: &str) -> StoreResult<
         .await?;
     Ok(n == 1)
 }
+
+/// Ends the unfinished jobs of a deployment as done, with a note (an external engine
+/// reported the operation over, `ENGINE=external`); returns how many.
+pub async fn finish_active(conn: &mut Conn, deployment: Uuid, note: &str) -> StoreResult<u64> {
+    let q = sql(
+        conn,
+        "UPDATE jobs SET state = 'done', last_error = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? \
+         WHERE deployment_id = ? AND state IN ('pending', 'running')",
+    );
+    let done = sqlx::query(&q)
+        .bind(note)
+        .bind(Timestamp::now().as_micros())
+        .bind(deployment.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,15 @@
+-- Messaging (docs/messages.md): which topic a consumed message came from, pruning of
+-- the consumed-message ids, the lease that makes one outbox relay publish at a time
+-- (several `serve`/`worker` processes may run), and the index the relay uses to keep
+-- one deployment's messages in order.
+ALTER TABLE consumed_messages ADD COLUMN topic VARCHAR(255) NOT NULL DEFAULT '';
+CREATE INDEX consumed_messages_at ON consumed_messages (consumed_at);
+
+CREATE TABLE relay_leases (
+    name VARCHAR(64) PRIMARY KEY NOT NULL,
+    holder VARCHAR(255) NOT NULL,
+    lease_until BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO relay_leases (name, holder, lease_until) VALUES ('outbox', '', 0);
+
+CREATE INDEX outbox_key ON outbox (message_key, seq);
