@@ -4,5 +4,7 @@
 mod common;
 mod helpers;
 
+mod deployments;
 mod health;
+mod templates;
 mod users;
