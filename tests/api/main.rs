@@ -6,5 +6,6 @@ mod helpers;
 
 mod deployments;
 mod health;
+mod resources;
 mod templates;
 mod users;
