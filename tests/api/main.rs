@@ -6,6 +6,7 @@ mod helpers;
 
 mod deployments;
 mod health;
+mod logs;
 mod resources;
 mod templates;
 mod users;
