@@ -222,6 +222,10 @@ on_sqlite_and_postgres! {
         )
         .await;
         assert_eq!(locs(&body), ["/template_inputs"]);
+        let body = error_body(app.submit(ALICE, &json!({"template_id": template, "template_inputs": {}})).await, 422).await;
+        assert_eq!(locs(&body), ["/user_group"]);
+        let body = error_body(app.submit(ALICE, &request(&template, json!({"template_inputs": {"num_cpus": "two"}}))).await, 422).await;
+        assert_eq!(locs(&body), ["/template_inputs/num_cpus"]);
         let body = error_body(app.submit(ALICE, &request(&template, json!({"max_providers": "two"}))).await, 422).await;
         assert_eq!(locs(&body), ["/max_providers"]);
         let body = error_body(app.submit(ALICE, &request(&template, json!({"callback": "http://x"}))).await, 422).await;

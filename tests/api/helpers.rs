@@ -234,6 +234,8 @@ pub const CLUSTER: &str = include_str!("../fixtures/cluster.yaml");
 /// Runs each `async fn name(app: TestApp)` as two tests, `name::sqlite` and
 /// `name::postgres` (the latter skipped with a notice when PostgreSQL is not
 /// configured, unless `REQUIRE_SERVICES=1`).
+// Other test binaries include this file (tests/secrets) without using the macro.
+#[allow(unused_macros)]
 macro_rules! on_sqlite_and_postgres {
     ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
         $(
@@ -260,6 +262,7 @@ macro_rules! on_sqlite_and_postgres {
         )*
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_sqlite_and_postgres;
 
 /// The template content with a comment appended, so that it has another checksum.

@@ -98,6 +98,39 @@ on_sqlite_and_postgres! {
         assert_eq!(app.count("templates").await, 0);
     }
 
+    async fn imports_are_fetched_at_registration_and_an_unfetchable_one_is_named(app: TestApp) {
+        // A server of TOSCA type definitions, as INDIGO templates import theirs.
+        let types = "tosca_definitions_version: tosca_simple_yaml_1_0\n\
+            node_types:\n  tosca.nodes.custom.Server:\n    derived_from: tosca.nodes.Compute\n";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let types_server = axum::Router::new().route("/types.yaml", axum::routing::get(move || async move { types }));
+        tokio::spawn(async move { axum::serve(listener, types_server).await });
+        let url = format!("http://{addr}/types.yaml");
+        let template = format!(
+            "tosca_definitions_version: tosca_simple_yaml_1_0\nimports:\n  - {url}\nmetadata:\n  template_name: imported\n\
+             topology_template:\n  node_templates:\n    server:\n      type: tosca.nodes.custom.Server\n"
+        );
+        let id = app.template(ALICE, &template).await;
+        assert_eq!(app.get_json(ALICE, &format!("/api/v1/templates/{id}")).await["content"], template.as_str());
+        // Deployments of it know the imported type's ancestors.
+        let deployment = app.deploy(ALICE, &id, "beta-testers", json!({})).await;
+        let page = app
+            .get_json(ALICE, &format!("/api/v1/deployments/{deployment}/resources?type=tosca.nodes.Compute"))
+            .await;
+        assert_eq!(page["page"]["total_elements"], 1);
+        assert_eq!(page["data"][0]["tosca_node_type"], "tosca.nodes.custom.Server");
+
+        let missing = format!("http://{addr}/missing.yaml");
+        let body = error_body(app.post_template(ALICE, &template.replace(&url, &missing), None).await, 422).await;
+        assert_eq!(locs(&body), ["/content"]);
+        assert!(body["detail"].as_str().unwrap().contains(&missing), "{body}");
+        let unreachable = "http://127.0.0.1:9/types.yaml";
+        let body = error_body(app.post_template(ALICE, &template.replace(&url, unreachable), None).await, 422).await;
+        assert!(body["detail"].as_str().unwrap().contains(unreachable), "{body}");
+        assert_eq!(app.count("templates").await, 1);
+    }
+
     async fn registering_the_same_content_twice_is_a_conflict_naming_the_existing_template(app: TestApp) {
         let id = app.template(ALICE, SINGLE_VM).await;
         let body = error_body(app.post_template(BOB, SINGLE_VM, None).await, 409).await;
@@ -182,6 +215,9 @@ on_sqlite_and_postgres! {
         )
         .await;
         assert_eq!(locs(&body), ["/name", "/tosca_definition_version"]);
+        let long = "n".repeat(256);
+        let body = error_body(app.patch_as(ALICE, &path, &json!({"name": long})).await, 422).await;
+        assert_eq!(locs(&body), ["/name"]);
         assert_eq!(app.get_json(ALICE, &path).await["name"], "single_vm");
     }
 
