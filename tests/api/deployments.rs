@@ -387,6 +387,11 @@ on_sqlite_and_postgres! {
         assert_eq!(response.status(), 204);
         assert_eq!(sorted(ids(&app.deployments(BOB, "").await)), sorted(vec![a1.clone(), b1.clone()]));
         assert_eq!(app.deployment(BOB, &a1).await["id"], a1.as_str());
+        // A new owner's listing sees the deployment's current status, and follows it.
+        assert_eq!(ids(&app.deployments(BOB, "status=CREATE_FAILED").await), [a1.as_str()]);
+        app.set_status(&a1, DeploymentStatus::UpdateFailed).await;
+        assert_eq!(app.deployments(BOB, "status=CREATE_FAILED").await["page"]["total_elements"], 0);
+        assert_eq!(ids(&app.deployments(BOB, "status=UPDATE_FAILED&sort=-status").await), [a1.as_str()]);
         // created_by narrows to what the caller created among what they own.
         assert_eq!(ids(&app.deployments(BOB, "created_by=me").await), [b1.as_str()]);
         assert_eq!(sorted(ids(&app.deployments(BOB, "owned_by=me").await)), sorted(vec![a1, b1]));
