@@ -438,7 +438,8 @@ pub async fn add_owner(
     Ok(outcome)
 }
 
-/// Removes an owner; the last one cannot be removed (409).
+/// Removes an owner; the last one cannot be removed (409), a user who does not
+/// exist is a 404, and one who exists but is not an owner is left alone (spec).
 pub async fn remove_owner(
     app: &AppState,
     actor: &Actor,
@@ -450,6 +451,9 @@ pub async fn remove_owner(
     let mut d = locked(&mut tx, actor, id, expected).await?;
     may_share(actor, &d)?;
     if !d.owned_by.contains(&user) {
+        if users::get(&mut tx, user).await?.is_none() {
+            return Err(Error::not_found("user", user));
+        }
         return Ok(OwnerOutcome::Unchanged);
     }
     if d.owned_by.len() == 1 {

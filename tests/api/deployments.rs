@@ -827,6 +827,9 @@ on_sqlite_and_postgres! {
         assert!(body["detail"].as_str().unwrap().contains("last owner"), "{body}");
         // Removing someone who is not an owner does nothing.
         assert_eq!(app.delete_as(BOB, &format!("{owners}/{alice}")).await.status(), 204);
+        let stranger = uuid::Uuid::new_v4();
+        let body = error_body(app.delete_as(BOB, &format!("{owners}/{stranger}")).await, 404).await;
+        assert!(body["detail"].as_str().unwrap().contains(&stranger.to_string()), "{body}");
         let body = error_body(app.delete_as(BOB, &format!("{owners}/alice")).await, 422).await;
         assert_eq!(locs(&body), ["/path/user_id"]);
         assert_eq!(app.stored(&id).await.unwrap().owned_by.len(), 1);
