@@ -5,6 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::deployments::{get as get_deployment, locked, log};
+use super::templates::model_by_id;
 use super::{Actor, Error, Result};
 use crate::domain::list::ListQuery;
 use crate::domain::{
@@ -78,7 +79,8 @@ pub async fn get(
 }
 
 /// Starts, stops or reboots a compute resource (202 with a job), or 409 when its
-/// state or kind does not allow it.
+/// state or kind does not allow it: only nodes derived from `tosca.nodes.Compute`
+/// that IM created a VM for (DESIGN.md §3).
 pub async fn act(
     app: &AppState,
     actor: &Actor,
@@ -87,12 +89,19 @@ pub async fn act(
     action: Action,
     expected: Option<i64>,
 ) -> Result<Resource> {
+    // The template model is read before the transaction: parsing may fetch imports.
+    let template_id = get_deployment(app, actor, deployment).await?.template_id;
+    let model = model_by_id(app, template_id).await?;
     let mut tx = app.store.begin().await?;
     let d = locked(&mut tx, actor, deployment, expected).await?;
     let mut r = resources::get(&mut tx, deployment, id)
         .await?
         .ok_or_else(|| Error::not_found(ENTITY, id))?;
-    let Some(vm) = r.im_vm_idx.clone() else {
+    let vm = r
+        .im_vm_idx
+        .clone()
+        .filter(|_| model.is_compute_node(&r.tosca_node_name));
+    let Some(vm) = vm else {
         return Err(Error::Conflict(format!(
             "resource '{id}' ({}) is not a virtual machine created by IM; only compute nodes can be started, stopped or rebooted",
             r.tosca_node_name

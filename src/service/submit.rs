@@ -336,12 +336,7 @@ pub async fn types_derived_from(
     ancestor: &str,
     candidates: &[String],
 ) -> Result<Vec<String>> {
-    let mut conn = app.store.conn().await?;
-    let template = templates::get(&mut conn, template_id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("template {template_id} is missing")))?;
-    drop(conn);
-    let m = model(app, &template).await?;
+    let m = super::templates::model_by_id(app, template_id).await?;
     Ok(candidates
         .iter()
         .filter(|t| m.is_derived_from(t, ancestor))

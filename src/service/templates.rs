@@ -47,6 +47,17 @@ pub async fn model(app: &AppState, template: &Template) -> Result<Arc<tosca::Tem
     Ok(model)
 }
 
+/// The parsed model of the stored template with this id (a deployment's template,
+/// which cannot be deleted while the deployment exists).
+pub async fn model_by_id(app: &AppState, id: Uuid) -> Result<Arc<tosca::Template>> {
+    let mut conn = app.store.conn().await?;
+    let template = templates::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("template {id} is missing")))?;
+    drop(conn);
+    model(app, &template).await
+}
+
 fn checksum(content: &str) -> String {
     hex::encode(Sha256::digest(content.as_bytes()))
 }

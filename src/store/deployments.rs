@@ -1,13 +1,11 @@
 //! SQL for `deployments` and `deployment_owners`.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::list::{bind_rows, bind_scalar, filter, order_and_page};
 use super::{json_column, sql, uuid_column, Conn, StoreError, StoreResult, Text};
-use crate::domain::list::{Field, FieldKind, ListQuery, ListSpec};
+use crate::domain::list::{Condition, Field, FieldKind, ListQuery, ListSpec};
 use crate::domain::{Deployment, DeploymentStatus, Task, Timestamp};
 
 fn status_code(text: &str) -> Option<i64> {
@@ -56,7 +54,7 @@ const COLUMNS: &str = "d.id, d.template_id, d.template_inputs, d.template_output
     d.per_provider_max_retries, d.max_providers, d.tot_timeout_mins, d.per_provider_timeout_mins, \
     d.keep_last_attempt, d.target_provider, d.target_region, d.target_iaas_project, d.im_infra_id, \
     d.status, d.status_reason, d.task, d.callback, d.version, d.created_at, d.created_by, \
-    d.updated_at, d.updated_by";
+    d.updated_at, d.updated_by, d.owner_ids";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -83,10 +81,15 @@ struct Row {
     created_by: String,
     updated_at: i64,
     updated_by: String,
+    owner_ids: Text,
 }
 
 impl Row {
-    fn into_deployment(self, owned_by: Vec<Uuid>) -> StoreResult<Deployment> {
+    fn into_deployment(self) -> StoreResult<Deployment> {
+        let owned_by = json_column::<Vec<String>>(&self.owner_ids.0, "owner_ids")?
+            .iter()
+            .map(|id| uuid_column(id))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(Deployment {
             id: uuid_column(&self.id)?,
             template_id: uuid_column(&self.template_id)?,
@@ -135,8 +138,8 @@ pub async fn insert(conn: &mut Conn, d: &Deployment) -> StoreResult<()> {
         "INSERT INTO deployments (id, template_id, template_inputs, template_outputs, user_group, \
          per_provider_max_retries, max_providers, tot_timeout_mins, per_provider_timeout_mins, \
          keep_last_attempt, target_provider, target_region, target_iaas_project, im_infra_id, status, \
-         status_reason, task, im_logs, callback, version, created_at, created_by, updated_at, updated_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+         status_reason, task, im_logs, callback, version, created_at, created_by, updated_at, updated_by, owner_ids) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, '[]')",
     );
     sqlx::query(&q)
         .bind(d.id.to_string())
@@ -180,12 +183,7 @@ pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<Deployment>> {
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let owners = owners_of(conn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    row.into_deployment(owners).map(Some)
+    row.map(Row::into_deployment).transpose()
 }
 
 /// Locks the row for the rest of the transaction where the database can (`FOR
@@ -203,45 +201,102 @@ pub async fn get_for_update(conn: &mut Conn, id: Uuid) -> StoreResult<Option<Dep
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let owners = owners_of(conn, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    row.into_deployment(owners).map(Some)
+    row.map(Row::into_deployment).transpose()
 }
 
-async fn owners_of(conn: &mut Conn, ids: &[Uuid]) -> StoreResult<HashMap<Uuid, Vec<Uuid>>> {
-    let mut out: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(out);
+/// The owner-scoped attributes, read from the owner rows (their copies of the
+/// deployment's status and creation time, migration 0005).
+static OWNER_USER: Field = Field {
+    name: "owned_by",
+    sql: "o.user_id",
+    kind: FieldKind::User,
+    sortable: false,
+};
+static OWNER_STATUS: Field = Field {
+    name: "status",
+    sql: "o.deployment_status",
+    kind: FieldKind::Enum(status_code),
+    sortable: true,
+};
+static OWNER_CREATED_AT: Field = Field {
+    name: "created_at",
+    sql: "o.deployment_created_at",
+    kind: FieldKind::Timestamp,
+    sortable: true,
+};
+static OWNER_LIST: ListSpec = ListSpec {
+    fields: &[],
+    default_sort: "-created_at",
+    tie_breaker: "o.deployment_id",
+    extra_params: &[],
+};
+
+fn owner_field(field: &'static Field) -> Option<&'static Field> {
+    match field.name {
+        "owned_by" => Some(&OWNER_USER),
+        "status" => Some(&OWNER_STATUS),
+        "created_at" => Some(&OWNER_CREATED_AT),
+        _ => None,
     }
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    let q = sql(
-        conn,
-        &format!(
-            "SELECT deployment_id, user_id FROM deployment_owners WHERE deployment_id IN ({placeholders}) \
-             ORDER BY created_at, user_id"
-        ),
-    );
-    let mut query = sqlx::query_as::<_, (String, String)>(&q);
-    for id in ids {
-        query = query.bind(id.to_string());
+}
+
+/// The query rewritten to start from the owner rows of one user, and whether some
+/// condition still needs the deployment rows; `None` unless `owned_by` is exactly
+/// one user (several would repeat a deployment owned by more than one of them).
+fn owner_scoped(query: &ListQuery) -> Option<(ListQuery, bool)> {
+    let owners = query.values_of("owned_by");
+    if owners.len() != 1 {
+        return None;
     }
-    for (dep, user) in query.fetch_all(&mut *conn).await? {
-        out.entry(uuid_column(&dep)?)
-            .or_default()
-            .push(uuid_column(&user)?);
+    let mut scoped = query.clone();
+    let mut needs_deployments = false;
+    for condition in &mut scoped.conditions {
+        let field = match condition {
+            Condition::AnyOf { field, .. }
+            | Condition::AtLeast { field, .. }
+            | Condition::AtMost { field, .. } => field,
+            Condition::In { .. } => {
+                needs_deployments = true;
+                continue;
+            }
+        };
+        match owner_field(field) {
+            Some(owner) => *field = owner,
+            None => needs_deployments = true,
+        }
     }
-    Ok(out)
+    if let Some(sort) = owner_field(scoped.sort) {
+        scoped.sort = sort;
+    }
+    Some((scoped, needs_deployments))
 }
 
 /// One page of deployments and the total matching.
 pub async fn list(conn: &mut Conn, query: &ListQuery) -> StoreResult<(Vec<Deployment>, u64)> {
-    let f = filter(query);
+    let (count_from, rows_from, spec, query) = match owner_scoped(query) {
+        // Non-admin lists are always scoped to their owner: count and page from the
+        // owner rows' index, joining only the page's deployments when possible.
+        Some((scoped, needs_deployments)) => (
+            if needs_deployments {
+                "deployment_owners o JOIN deployments d ON d.id = o.deployment_id"
+            } else {
+                "deployment_owners o"
+            },
+            "deployment_owners o JOIN deployments d ON d.id = o.deployment_id",
+            &OWNER_LIST,
+            std::borrow::Cow::Owned(scoped),
+        ),
+        None => (
+            "deployments d",
+            "deployments d",
+            &LIST,
+            std::borrow::Cow::Borrowed(query),
+        ),
+    };
+    let f = filter(&query);
     let count_sql = sql(
         conn,
-        &format!("SELECT COUNT(*) FROM deployments d WHERE 1 = 1{}", f.sql),
+        &format!("SELECT COUNT(*) FROM {count_from} WHERE 1 = 1{}", f.sql),
     );
     let total: i64 = bind_scalar(sqlx::query_scalar(&count_sql), &f.binds)
         .fetch_one(&mut *conn)
@@ -249,23 +304,17 @@ pub async fn list(conn: &mut Conn, query: &ListQuery) -> StoreResult<(Vec<Deploy
     let rows_sql = sql(
         conn,
         &format!(
-            "SELECT {COLUMNS} FROM deployments d WHERE 1 = 1{}{}",
+            "SELECT {COLUMNS} FROM {rows_from} WHERE 1 = 1{}{}",
             f.sql,
-            order_and_page(query, &LIST)
+            order_and_page(&query, spec)
         ),
     );
     let rows: Vec<Row> = bind_rows(sqlx::query_as(&rows_sql), &f.binds)
         .fetch_all(&mut *conn)
         .await?;
-    let ids = rows
-        .iter()
-        .map(|r| uuid_column(&r.id))
-        .collect::<StoreResult<Vec<_>>>()?;
-    let mut owners = owners_of(conn, &ids).await?;
     let items = rows
         .into_iter()
-        .zip(ids)
-        .map(|(row, id)| row.into_deployment(owners.remove(&id).unwrap_or_default()))
+        .map(Row::into_deployment)
         .collect::<StoreResult<Vec<_>>>()?;
     Ok((items, u64::try_from(total).unwrap_or(0)))
 }
@@ -299,7 +348,21 @@ pub async fn update(conn: &mut Conn, d: &Deployment) -> StoreResult<bool> {
         .bind(d.version)
         .execute(&mut *conn)
         .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // The owner rows' copy of the status (migration 0005), in the same transaction.
+    let q = sql(
+        conn,
+        "UPDATE deployment_owners SET deployment_status = ? WHERE deployment_id = ? AND deployment_status <> ?",
+    );
+    sqlx::query(&q)
+        .bind(d.status.code())
+        .bind(d.id.to_string())
+        .bind(d.status.code())
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// Adds an owner; `false` when already one.
@@ -316,16 +379,23 @@ pub async fn add_owner(conn: &mut Conn, deployment: Uuid, user: Uuid) -> StoreRe
     if n > 0 {
         return Ok(false);
     }
+    // The owner row carries copies of the deployment's status and creation time
+    // (migration 0005), taken from the deployment row itself.
     let q = sql(
         conn,
-        "INSERT INTO deployment_owners (deployment_id, user_id, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO deployment_owners (deployment_id, user_id, created_at, deployment_status, deployment_created_at) \
+         SELECT id, ?, ?, status, created_at FROM deployments WHERE id = ?",
     );
-    sqlx::query(&q)
-        .bind(deployment.to_string())
+    let done = sqlx::query(&q)
         .bind(user.to_string())
         .bind(Timestamp::now().as_micros())
+        .bind(deployment.to_string())
         .execute(&mut *conn)
         .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    write_owner_ids(conn, deployment).await?;
     Ok(true)
 }
 
@@ -340,7 +410,32 @@ pub async fn remove_owner(conn: &mut Conn, deployment: Uuid, user: Uuid) -> Stor
         .bind(user.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    write_owner_ids(conn, deployment).await?;
+    Ok(true)
+}
+
+/// Rewrites the deployment's copy of its owner list (`owner_ids`, a JSON array in
+/// the order owners were added, migration 0005) from the owner rows: reading a
+/// deployment, alone or in a page, then needs no other query.
+async fn write_owner_ids(conn: &mut Conn, deployment: Uuid) -> StoreResult<()> {
+    let q = sql(
+        conn,
+        "SELECT user_id FROM deployment_owners WHERE deployment_id = ? ORDER BY created_at, user_id",
+    );
+    let owners: Vec<String> = sqlx::query_scalar(&q)
+        .bind(deployment.to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    let q = sql(conn, "UPDATE deployments SET owner_ids = ? WHERE id = ?");
+    sqlx::query(&q)
+        .bind(serde_json::to_string(&owners).unwrap_or_else(|_| "[]".into()))
+        .bind(deployment.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Removes the row and its children (admin `force`). Log lines stay.

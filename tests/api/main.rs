@@ -5,7 +5,11 @@ mod common;
 mod helpers;
 
 mod auth;
+mod deployments;
 mod dev;
 mod health;
+mod logs;
 mod opa;
+mod resources;
+mod templates;
 mod users;

@@ -180,6 +180,7 @@ on_each_backend! {
 
 mod deployments_and_jobs {
     use super::*;
+    use crate::common::DbKind;
     use orchestrator::domain::{Deployment, DeploymentStatus, Job, JobKind, JobState, Task};
     use orchestrator::store::{deployments, jobs, outbox, Store};
     use serde_json::json;
@@ -256,6 +257,99 @@ mod deployments_and_jobs {
             assert_eq!(total, 1);
             let (_, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("status", "CREATE_FAILED,CREATE_COMPLETE"), ("keep_last_attempt", "false")], None)).await.unwrap();
             assert_eq!(total, 3);
+        }
+
+        async fn the_owner_copies_follow_status_and_owner_changes(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let (bob, carol) = (user(2), user(3));
+            let d = deployment(owner.id, t.id, DeploymentStatus::CreateInProgress);
+            let mut tx = store.begin().await.unwrap();
+            users::insert(&mut tx, &bob).await.unwrap();
+            users::insert(&mut tx, &carol).await.unwrap();
+            deployments::insert(&mut tx, &d).await.unwrap();
+            assert!(deployments::add_owner(&mut tx, d.id, bob.id).await.unwrap());
+            assert!(deployments::add_owner(&mut tx, d.id, carol.id).await.unwrap());
+            assert!(deployments::remove_owner(&mut tx, d.id, owner.id).await.unwrap());
+            assert!(!deployments::remove_owner(&mut tx, d.id, owner.id).await.unwrap());
+            assert!(!deployments::add_owner(&mut tx, Uuid::new_v4(), bob.id).await.unwrap());
+            let mut changed = deployments::get(&mut tx, d.id).await.unwrap().unwrap();
+            assert_eq!(changed.owned_by, [bob.id, carol.id]);
+            changed.status = DeploymentStatus::CreateComplete;
+            assert!(deployments::update(&mut tx, &changed).await.unwrap());
+            tx.commit().await.unwrap();
+
+            let mut conn = store.conn().await.unwrap();
+            let locked = deployments::get_for_update(&mut conn, d.id).await.unwrap().unwrap();
+            assert_eq!(locked.owned_by, [bob.id, carol.id]);
+            let bob_id = bob.id.to_string();
+            let by_bob = |pairs: &[(&str, &str)]| {
+                let mut pairs = pairs.to_vec();
+                pairs.push(("owned_by", "me"));
+                query(&deployments::LIST, &pairs, Some(&bob_id))
+            };
+            let (items, total) = deployments::list(&mut conn, &by_bob(&[("status", "CREATE_COMPLETE")])).await.unwrap();
+            assert_eq!((total, items[0].id, items[0].owned_by.clone()), (1, d.id, vec![bob.id, carol.id]));
+            let (_, total) = deployments::list(&mut conn, &by_bob(&[("status", "CREATE_IN_PROGRESS")])).await.unwrap();
+            assert_eq!(total, 0);
+            let (_, total) = deployments::list(&mut conn, &by_bob(&[("status", "0"), ("user_group", "beta"), ("sort", "user_group")])).await.unwrap();
+            assert_eq!(total, 1);
+            let (_, total) = deployments::list(&mut conn, &by_bob(&[("created_before", "2000-01-01")])).await.unwrap();
+            assert_eq!(total, 0);
+            let owner_id = owner.id.to_string();
+            let (_, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("owned_by", &owner_id)], None)).await.unwrap();
+            assert_eq!(total, 0);
+            // Several owners at once (admins) list each deployment once.
+            let both = format!("{bob_id},{}", carol.id);
+            let (items, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("owned_by", &both)], None)).await.unwrap();
+            assert_eq!((total, items.len()), (1, 1));
+        }
+
+        async fn migration_0005_fills_the_copies_of_existing_rows(db: &TestDb) {
+            use sqlx::{Connection, Executor};
+            sqlx::any::install_default_drivers();
+            let (dir, url) = match db.kind {
+                DbKind::Sqlite => ("sqlite", format!("{}?mode=rwc", db.url)),
+                DbKind::Postgres => ("postgres", db.url.clone()),
+                DbKind::MySql => ("mysql", db.url.clone()),
+            };
+            let path = format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR"));
+            let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(&path)).await.unwrap();
+            before.migrations = before.migrations.iter().filter(|m| m.version < 5).cloned().collect::<Vec<_>>().into();
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            if db.kind == DbKind::MySql {
+                conn.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ANSI_QUOTES'").await.unwrap();
+            }
+            before.run_direct(&mut conn).await.unwrap();
+
+            let (alice, bob, t, d) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string(), Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+            let statements: Vec<(&str, Vec<String>)> = vec![
+                ("INSERT INTO users (id, sub, issuer, name, username, email, created_at, updated_at) VALUES (?, ?, 'i', 'n', 'u', 'e', 0, 0)", vec![alice.clone(), "a".into()]),
+                ("INSERT INTO users (id, sub, issuer, name, username, email, created_at, updated_at) VALUES (?, ?, 'i', 'n', 'u', 'e', 0, 0)", vec![bob.clone(), "b".into()]),
+                ("INSERT INTO templates (id, name, tosca_definition_version, content, checksum, created_at, created_by, updated_at, updated_by) \
+                  VALUES (?, 't', 'tosca_simple_yaml_1_0', 'c', 'x', 0, ?, 0, ?)", vec![t.clone(), alice.clone(), alice.clone()]),
+                ("INSERT INTO deployments (id, template_id, template_inputs, template_outputs, user_group, per_provider_max_retries, \
+                  tot_timeout_mins, per_provider_timeout_mins, keep_last_attempt, status, task, version, created_at, created_by, updated_at, updated_by) \
+                  VALUES (?, ?, '{}', '{}', 'g', 3, 60, 30, 0, 8, 6, 4, 1700000000000000, ?, 0, ?)", vec![d.clone(), t.clone(), alice.clone(), alice.clone()]),
+                ("INSERT INTO deployment_owners (deployment_id, user_id, created_at) VALUES (?, ?, 2)", vec![d.clone(), bob.clone()]),
+                ("INSERT INTO deployment_owners (deployment_id, user_id, created_at) VALUES (?, ?, 1)", vec![d.clone(), alice.clone()]),
+            ];
+            for (statement, binds) in statements {
+                let q = orchestrator::store::sql(&conn, statement);
+                let mut query = sqlx::query(&q);
+                for b in binds {
+                    query = query.bind(b);
+                }
+                query.execute(&mut conn).await.unwrap();
+            }
+            let _ = conn.close().await;
+
+            let store = db.store().await;
+            let mut conn = store.conn().await.unwrap();
+            let stored = deployments::get(&mut conn, d.parse().unwrap()).await.unwrap().unwrap();
+            assert_eq!(stored.owned_by, [alice.parse::<Uuid>().unwrap(), bob.parse().unwrap()]);
+            let (items, total) = deployments::list(&mut conn, &query(&deployments::LIST, &[("owned_by", &bob), ("status", "UPDATE_FAILED"), ("created_after", "2023-11-14")], None)).await.unwrap();
+            assert_eq!((total, items[0].id.to_string()), (1, d));
         }
 
         async fn a_stale_version_does_not_overwrite_a_deployment(db: &TestDb) {
