@@ -27,7 +27,10 @@ use orchestrator::store::users;
 const TEMPLATE: &str = include_str!("../tests/fixtures/engine_vm.yaml");
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn rss_mib() -> f64 {
@@ -41,10 +44,20 @@ fn rss_mib() -> f64 {
 }
 
 fn total_requests(im: &FakeIm) -> usize {
-    [Op::Create, Op::State, Op::VmList, Op::VmInfo, Op::Outputs, Op::Contmsg, Op::VmAction, Op::Update, Op::Destroy]
-        .into_iter()
-        .map(|op| im.count(op))
-        .sum()
+    [
+        Op::Create,
+        Op::State,
+        Op::VmList,
+        Op::VmInfo,
+        Op::Outputs,
+        Op::Contmsg,
+        Op::VmAction,
+        Op::Update,
+        Op::Destroy,
+    ]
+    .into_iter()
+    .map(|op| im.count(op))
+    .sum()
 }
 
 #[tokio::main]
@@ -69,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
     let vars = HashMap::from([
         ("DB_URL".to_string(), db_url.clone()),
         ("DATA_DIR".to_string(), dir.path().display().to_string()),
-        ("PROVIDERS_FILE".to_string(), providers.display().to_string()),
+        (
+            "PROVIDERS_FILE".to_string(),
+            providers.display().to_string(),
+        ),
         ("LOG_LEVEL".to_string(), "error".to_string()),
         ("ENGINE".to_string(), "builtin".to_string()),
         ("ENGINE_CONCURRENCY".to_string(), "16".to_string()),
@@ -105,9 +121,10 @@ async fn main() -> anyhow::Result<()> {
         name: "bench".into(),
         token: Default::default(),
     };
-    let template = orchestrator::service::templates::register(&state, &actor, TEMPLATE.into(), None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let template =
+        orchestrator::service::templates::register(&state, &actor, TEMPLATE.into(), None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let t0 = Instant::now();
     for _ in 0..n {
         create(
@@ -122,7 +139,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
-    println!("seeded {n} deployments in {:.1} s ({})", t0.elapsed().as_secs_f64(), db_url.split("://").next().unwrap_or(""));
+    println!(
+        "seeded {n} deployments in {:.1} s ({})",
+        t0.elapsed().as_secs_f64(),
+        db_url.split("://").next().unwrap_or("")
+    );
     let rss_before = rss_mib();
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -152,7 +173,10 @@ async fn main() -> anyhow::Result<()> {
     let max_rate = samples.iter().copied().fold(0.0, f64::max);
     let total = total_requests(&im);
     println!("--");
-    println!("deployments in flight: {n}; infrastructures created: {}", im.created_count());
+    println!(
+        "deployments in flight: {n}; infrastructures created: {}",
+        im.created_count()
+    );
     println!("resident memory: {rss_before:.1} MiB after seeding, peak {peak:.1} MiB while running (target < 256 MiB)");
     println!(
         "IM requests: {total} in {:.0} s = {:.1}/s on average, highest 5-s window {max_rate:.1}/s (budget {budget}/s)",

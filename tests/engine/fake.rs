@@ -505,11 +505,16 @@ async fn a_provider_that_needs_the_users_token_gets_one_refreshed_from_the_store
     let refresh = e.app.issuer.refresh_token(crate::helpers::ALICE);
     let r = e
         .app
-        .patch_as(crate::helpers::ALICE, "/api/v1/users/me", &json!({"refresh_token": refresh}))
+        .patch_as(
+            crate::helpers::ALICE,
+            "/api/v1/users/me",
+            &json!({"refresh_token": refresh}),
+        )
         .await;
     assert_eq!(r.status(), 204);
     let id = e.submit(json!({})).await;
-    e.drive_until(&e.engine(), &id, "CREATE_COMPLETE", LIMIT).await;
+    e.drive_until(&e.engine(), &id, "CREATE_COMPLETE", LIMIT)
+        .await;
     assert_eq!(im.created_count(), 1);
 }
 
@@ -522,14 +527,23 @@ async fn a_refused_refresh_token_fails_the_deployment_asking_the_user_to_log_in_
     let refresh = e.app.issuer.refresh_token(crate::helpers::ALICE);
     let r = e
         .app
-        .patch_as(crate::helpers::ALICE, "/api/v1/users/me", &json!({"refresh_token": refresh}))
+        .patch_as(
+            crate::helpers::ALICE,
+            "/api/v1/users/me",
+            &json!({"refresh_token": refresh}),
+        )
         .await;
     assert_eq!(r.status(), 204);
     e.app.issuer.revoke_refresh_token(&refresh);
     let id = e.submit(json!({})).await;
-    let d = e.drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT).await;
+    let d = e
+        .drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT)
+        .await;
     let reason = d["status_reason"].as_str().unwrap_or("");
-    assert!(reason.contains("refused the stored refresh token") && reason.contains("log in again"), "{reason}");
+    assert!(
+        reason.contains("refused the stored refresh token") && reason.contains("log in again"),
+        "{reason}"
+    );
     assert!(!reason.contains(&refresh), "the token is not shown");
     assert_eq!(im.created_count(), 0);
 }
@@ -541,7 +555,12 @@ async fn without_a_stored_refresh_token_the_reason_says_how_to_give_one() {
     spec.token_auth = true;
     let e = env(&[spec], false, &[]).await;
     let id = e.submit(json!({})).await;
-    let d = e.drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT).await;
+    let d = e
+        .drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT)
+        .await;
     let reason = d["status_reason"].as_str().unwrap_or("");
-    assert!(reason.contains("no refresh token is stored") && reason.contains("PATCH /api/v1/users/me"), "{reason}");
+    assert!(
+        reason.contains("no refresh token is stored") && reason.contains("PATCH /api/v1/users/me"),
+        "{reason}"
+    );
 }
