@@ -22,7 +22,7 @@ async fn a_deployment_passes_through_pending_and_running_to_create_complete() {
         InfraState::Configured,
     ]);
     im.set_outputs(serde_json::from_value(json!({"vm_ip": "10.0.0.7"})).unwrap());
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({"template_inputs": {"vm_count": 2}})).await;
     let engine = e.engine();
     let d = e.drive_until(&engine, &id, "CREATE_COMPLETE", LIMIT).await;
@@ -67,8 +67,8 @@ async fn a_failed_provider_is_destroyed_and_the_next_one_is_tried() {
     let good = FakeIm::start().await;
     let e = env(
         &[
-            provider("bad", 1, &bad.url()),
-            provider("good", 2, &good.url()),
+            provider("bad", 1, bad.url()),
+            provider("good", 2, good.url()),
         ],
         false,
         &[],
@@ -103,7 +103,7 @@ async fn a_failed_provider_is_destroyed_and_the_next_one_is_tried() {
 async fn each_provider_gets_its_retries_before_the_next() {
     let im = FakeIm::start().await;
     im.fail_next(Op::Create, 2, 400, "Error Creating Inf.: No VMI obtained");
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({"per_provider_max_retries": 3})).await;
     e.drive_until(&e.engine(), &id, "CREATE_COMPLETE", LIMIT)
         .await;
@@ -127,10 +127,7 @@ async fn when_every_provider_fails_the_reason_names_each_of_them() {
     let b = FakeIm::start().await;
     b.fail_next(Op::Create, 10, 400, "Invalid TOSCA");
     let e = env(
-        &[
-            provider("alpha", 1, &a.url()),
-            provider("beta", 2, &b.url()),
-        ],
+        &[provider("alpha", 1, a.url()), provider("beta", 2, b.url())],
         false,
         &[],
     )
@@ -156,7 +153,7 @@ async fn keep_last_attempt_keeps_only_the_last_failed_infrastructure() {
     for keep in [true, false] {
         let im = FakeIm::start().await;
         im.set_state_sequence(vec![InfraState::Unconfigured]);
-        let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+        let e = env(&[provider("one", 1, im.url())], false, &[]).await;
         let id = e
             .submit(json!({"per_provider_max_retries": 2, "keep_last_attempt": keep}))
             .await;
@@ -175,8 +172,8 @@ async fn a_provider_that_never_finishes_times_out_and_the_next_is_tried() {
     let good = FakeIm::start().await;
     let e = env(
         &[
-            provider("slow", 1, &slow.url()),
-            provider("good", 2, &good.url()),
+            provider("slow", 1, slow.url()),
+            provider("good", 2, good.url()),
         ],
         false,
         &[],
@@ -218,7 +215,7 @@ async fn a_provider_that_never_finishes_times_out_and_the_next_is_tried() {
 async fn the_total_deadline_ends_in_create_failed() {
     let slow = FakeIm::start().await;
     slow.set_state_sequence(vec![InfraState::Running]);
-    let e = env(&[provider("slow", 1, &slow.url())], false, &[]).await;
+    let e = env(&[provider("slow", 1, slow.url())], false, &[]).await;
     let id = e.submit(json!({"tot_timeout_mins": 30})).await;
     let engine = e.engine();
     for _ in 0..40 {
@@ -250,7 +247,7 @@ async fn server_errors_and_slow_answers_are_retried() {
     im.fail_next(Op::State, 3, 503, "Service Unavailable");
     im.fail_next(Op::Create, 1, 500, "Internal Server Error");
     let e = env(
-        &[provider("one", 1, &im.url())],
+        &[provider("one", 1, im.url())],
         false,
         &[("IM_TIMEOUT", "0.3")],
     )
@@ -279,7 +276,7 @@ async fn deleting_a_deployment_being_created_cancels_it_and_destroys_what_it_mad
     let im = FakeIm::start().await;
     im.set_state_sequence(vec![InfraState::Pending]);
     im.set_deleting_polls(2);
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({})).await;
     let engine = e.engine();
     while im.created_count() == 0 {
@@ -303,7 +300,7 @@ async fn deleting_a_deployment_being_created_cancels_it_and_destroys_what_it_mad
 #[tokio::test]
 async fn a_deletion_that_im_refuses_ends_in_delete_failed_with_the_reason() {
     let im = FakeIm::start().await;
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({})).await;
     let engine = e.engine();
     e.drive_until(&engine, &id, "CREATE_COMPLETE", LIMIT).await;
@@ -331,7 +328,7 @@ async fn a_deletion_that_im_refuses_ends_in_delete_failed_with_the_reason() {
 #[tokio::test]
 async fn stop_and_start_follow_the_vm_state() {
     let im = FakeIm::start().await;
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({})).await;
     let engine = e.engine();
     e.drive_until(&engine, &id, "CREATE_COMPLETE", LIMIT).await;
@@ -377,7 +374,7 @@ async fn stop_and_start_follow_the_vm_state() {
 #[tokio::test]
 async fn an_update_scales_the_deployment_and_binds_the_new_vms() {
     let im = FakeIm::start().await;
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let id = e.submit(json!({"template_inputs": {"vm_count": 1}})).await;
     let engine = e.engine();
     e.drive_until(&engine, &id, "CREATE_COMPLETE", LIMIT).await;
@@ -411,7 +408,7 @@ async fn a_worker_that_dies_mid_deployment_is_replaced_without_a_second_infrastr
         InfraState::Configured,
     ]);
     let e = env(
-        &[provider("one", 1, &im.url())],
+        &[provider("one", 1, im.url())],
         false,
         &[("ENGINE_LEASE", "1")],
     )
@@ -463,7 +460,7 @@ async fn without_any_provider_the_deployment_fails_with_a_clear_reason() {
 #[tokio::test]
 async fn the_builtin_engine_of_serve_deploys_on_its_own() {
     let im = FakeIm::start().await;
-    let e = env(&[provider("one", 1, &im.url())], true, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], true, &[]).await;
     let id = e.submit(json!({})).await;
     e.wait_until(&id, "CREATE_COMPLETE", LIMIT).await;
     let r = e
@@ -477,7 +474,7 @@ async fn the_builtin_engine_of_serve_deploys_on_its_own() {
 #[tokio::test]
 async fn the_configuration_lists_providers_without_credentials() {
     let im = FakeIm::start().await;
-    let e = env(&[provider("one", 1, &im.url())], false, &[]).await;
+    let e = env(&[provider("one", 1, im.url())], false, &[]).await;
     let r = e
         .app
         .get_as(crate::helpers::ALICE, "/api/v1/configuration")
@@ -499,7 +496,7 @@ async fn the_configuration_lists_providers_without_credentials() {
 #[tokio::test]
 async fn a_provider_that_needs_the_users_token_gets_one_refreshed_from_the_stored_refresh_token() {
     let im = FakeIm::start().await;
-    let mut spec = provider("one", 1, &im.url());
+    let mut spec = provider("one", 1, im.url());
     spec.token_auth = true;
     let e = env(&[spec], false, &[]).await;
     let refresh = e.app.issuer.refresh_token(crate::helpers::ALICE);
@@ -521,7 +518,7 @@ async fn a_provider_that_needs_the_users_token_gets_one_refreshed_from_the_store
 #[tokio::test]
 async fn a_refused_refresh_token_fails_the_deployment_asking_the_user_to_log_in_again() {
     let im = FakeIm::start().await;
-    let mut spec = provider("one", 1, &im.url());
+    let mut spec = provider("one", 1, im.url());
     spec.token_auth = true;
     let e = env(&[spec], false, &[]).await;
     let refresh = e.app.issuer.refresh_token(crate::helpers::ALICE);
@@ -551,7 +548,7 @@ async fn a_refused_refresh_token_fails_the_deployment_asking_the_user_to_log_in_
 #[tokio::test]
 async fn without_a_stored_refresh_token_the_reason_says_how_to_give_one() {
     let im = FakeIm::start().await;
-    let mut spec = provider("one", 1, &im.url());
+    let mut spec = provider("one", 1, im.url());
     spec.token_auth = true;
     let e = env(&[spec], false, &[]).await;
     let id = e.submit(json!({})).await;

@@ -49,7 +49,11 @@ pub struct Env {
 
 pub async fn env(providers: &[ProviderSpec], builtin: bool, vars: &[(&str, &str)]) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut file = String::from("providers:\n");
+    let mut file = String::from(if providers.is_empty() {
+        "providers: []\n"
+    } else {
+        "providers:\n"
+    });
     for p in providers {
         let im_auth = if p.token_auth {
             "token".to_string()
@@ -96,7 +100,8 @@ impl Env {
     /// Submits a deployment of the test template as ALICE.
     pub async fn submit(&self, extra: Value) -> String {
         let template = self.template().await;
-        let mut body = json!({"template_id": template, "user_group": "users"});
+        let mut body =
+            json!({"template_id": template, "user_group": "users", "template_inputs": {}});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
