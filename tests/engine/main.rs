@@ -174,11 +174,15 @@ impl Env {
             if d["status_name"] == want {
                 return d;
             }
+            let status = d["status_name"].as_str().unwrap_or_default();
+            // A final status other than the one wanted will not change by itself.
+            let settled = !status.ends_with("_IN_PROGRESS") && d["status_name"] != want;
             assert!(
-                start.elapsed() < limit,
-                "deployment {id} is {} ({}), not {want}, after {limit:?}; log: {}",
+                start.elapsed() < limit && !settled,
+                "deployment {id} is {} ({}), not {want}, after {:?}; log: {}",
                 d["status_name"],
                 d["status_reason"],
+                start.elapsed(),
                 self.log_text(id).await
             );
             match engine.run_once().await.expect("engine step") {
@@ -196,11 +200,15 @@ impl Env {
             if d["status_name"] == want {
                 return d;
             }
+            let status = d["status_name"].as_str().unwrap_or_default();
+            // A final status other than the one wanted will not change by itself.
+            let settled = !status.ends_with("_IN_PROGRESS") && d["status_name"] != want;
             assert!(
-                start.elapsed() < limit,
-                "deployment {id} is {} ({}), not {want}, after {limit:?}; log: {}",
+                start.elapsed() < limit && !settled,
+                "deployment {id} is {} ({}), not {want}, after {:?}; log: {}",
                 d["status_name"],
                 d["status_reason"],
+                start.elapsed(),
                 self.log_text(id).await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;

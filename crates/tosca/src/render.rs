@@ -1,7 +1,15 @@
 //! Rendering for IM: the template with the user's inputs written as the input
 //! defaults, everything else kept, so IM receives a self-contained template.
+//!
+//! One exception to "everything else kept": a scalable node's instance count
+//! (`count` or `default_instances`) given as `get_input` is written as the number.
+//! IM's tosca-parser checks `min_instances <= default_instances <= max_instances`
+//! before it resolves functions and refuses the template otherwise ("'<=' not
+//! supported between instances of 'int' and 'dict'"), and IM compares the literal
+//! count with the VMs it has when it scales on an update.
 
 use crate::error::Pos;
+use crate::instances::{get_input_name, COUNT_PROPERTIES};
 use crate::template::{ResolvedInputs, Template};
 use crate::yaml::{emit, Key, Node, Yaml};
 
@@ -37,6 +45,7 @@ impl Template {
     /// The template text with `inputs` written as defaults.
     pub fn render(&self, inputs: &ResolvedInputs) -> String {
         let mut root = self.root.clone();
+        resolve_counts(&mut root, inputs);
         if inputs.0.is_empty() {
             // Nothing to write: no `topology_template.inputs` is added.
             return emit(&root);
@@ -49,5 +58,43 @@ impl Template {
             *entry(def, "default") = Node::from_json(value);
         }
         emit(&root)
+    }
+}
+
+/// Writes every scalable count that is a `get_input` of a resolved input as its value.
+fn resolve_counts(root: &mut Node, inputs: &ResolvedInputs) {
+    let Yaml::Map(top) = &mut root.value else {
+        return;
+    };
+    let Some(nodes) =
+        map_entry(top, "topology_template").and_then(|t| map_entry(t, "node_templates"))
+    else {
+        return;
+    };
+    for (_, node) in nodes.iter_mut() {
+        let Yaml::Map(node) = &mut node.value else {
+            continue;
+        };
+        let props = map_entry(node, "capabilities")
+            .and_then(|c| map_entry(c, "scalable"))
+            .and_then(|s| map_entry(s, "properties"));
+        let Some(props) = props else { continue };
+        for (key, value) in props.iter_mut() {
+            if !COUNT_PROPERTIES.contains(&key.text.as_str()) {
+                continue;
+            }
+            let resolved = get_input_name(&value.to_json()).and_then(|name| inputs.0.get(name));
+            if let Some(resolved) = resolved {
+                *value = Node::from_json(resolved);
+            }
+        }
+    }
+}
+
+/// The entries of the mapping under `name` in `entries`, if there is one.
+fn map_entry<'a>(entries: &'a mut [(Key, Node)], name: &str) -> Option<&'a mut Vec<(Key, Node)>> {
+    match &mut entries.iter_mut().find(|(k, _)| k.text == name)?.1.value {
+        Yaml::Map(inner) => Some(inner),
+        _ => None,
     }
 }

@@ -165,8 +165,14 @@ proptest! {
         let again = Template::parse_with_imports(&t.render(&resolved), &imports()).unwrap();
         prop_assert_eq!(again.instance_count("k8s_wn_server", &resolved), wn_num);
         prop_assert_eq!(again.node_instances(&resolved), t.node_instances(&resolved));
-        let before: Vec<_> = t.node_templates().iter().map(|n| (&n.name, &n.node_type, &n.properties, &n.capabilities, &n.requirements)).collect();
-        let after: Vec<_> = again.node_templates().iter().map(|n| (&n.name, &n.node_type, &n.properties, &n.capabilities, &n.requirements)).collect();
+        let before: Vec<_> = t.node_templates().iter().map(|n| {
+            let mut caps = Value::Object(n.capabilities.clone());
+            common::resolve_capability_counts(&mut caps, &resolved);
+            (n.name.clone(), n.node_type.clone(), n.properties.clone(), caps, n.requirements.clone())
+        }).collect();
+        let after: Vec<_> = again.node_templates().iter().map(|n| {
+            (n.name.clone(), n.node_type.clone(), n.properties.clone(), Value::Object(n.capabilities.clone()), n.requirements.clone())
+        }).collect();
         prop_assert_eq!(before, after);
         prop_assert_eq!(again.validate_inputs(&Map::new()).unwrap(), resolved);
     }

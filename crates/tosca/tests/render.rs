@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, imports, obj, parse, parse_fixture};
+use common::{fixture, imports, obj, parse, parse_fixture, with_counts_resolved};
 use serde_json::{json, Value};
 use tosca::yaml::{self, Key, Node, Yaml};
 use tosca::{ResolvedInputs, Template};
@@ -13,14 +13,15 @@ fn resolved(t: &Template, given: Value) -> ResolvedInputs {
     t.validate_inputs(&obj(given)).unwrap()
 }
 
-/// The original document as JSON with `inputs` written as defaults: what the
-/// rendered text must read back as, exactly.
+/// The original document as JSON with `inputs` written as defaults (and scalable
+/// counts taken from inputs written as numbers): what the rendered text must read
+/// back as, exactly.
 fn expected(src: &str, inputs: &ResolvedInputs) -> Value {
     let mut doc = yaml::parse(src).unwrap().to_json();
     for (name, value) in inputs.values() {
         doc["topology_template"]["inputs"][name]["default"] = value.clone();
     }
-    doc
+    with_counts_resolved(doc, inputs)
 }
 
 #[test]
@@ -283,4 +284,44 @@ fn rendering_a_rendered_template_with_the_same_inputs_is_a_fixed_point() {
         .unwrap()
         .render(&inputs);
     assert_eq!(once, twice);
+}
+
+#[test]
+fn a_scalable_count_from_an_input_is_written_as_the_number_for_im() {
+    let src = "tosca_definitions_version: tosca_simple_yaml_1_0
+topology_template:
+  inputs:
+    n: {type: integer, default: 1}
+    m: {type: integer, default: 4}
+  node_templates:
+    vm:
+      type: tosca.nodes.Compute
+      capabilities:
+        scalable:
+          properties: {min_instances: 0, max_instances: 5, default_instances: {get_input: n}}
+    wn:
+      type: tosca.nodes.Compute
+      capabilities:
+        scalable:
+          properties: {count: {get_input: [m]}}
+";
+    let t = parse(src);
+    let inputs = resolved(&t, json!({"n": 3}));
+    let out = yaml::parse(&t.render(&inputs)).unwrap().to_json();
+    let nodes = &out["topology_template"]["node_templates"];
+    assert_eq!(
+        nodes["vm"]["capabilities"]["scalable"]["properties"]["default_instances"],
+        3
+    );
+    assert_eq!(
+        nodes["vm"]["capabilities"]["scalable"]["properties"]["min_instances"],
+        0
+    );
+    assert_eq!(
+        nodes["wn"]["capabilities"]["scalable"]["properties"]["count"],
+        4
+    );
+    // The input itself keeps its definition, with the value as default.
+    assert_eq!(out["topology_template"]["inputs"]["n"]["default"], 3);
+    assert_eq!(parse(&t.render(&inputs)).node_instances(&inputs).len(), 7);
 }

@@ -102,3 +102,36 @@ pub fn validate_x(template: &Template, value: Value) -> Result<Value, Vec<Violat
 pub fn pointers(violations: &[Violation]) -> Vec<&str> {
     violations.iter().map(|v| v.pointer.as_str()).collect()
 }
+
+/// `doc` (a whole template as JSON) as rendering leaves it besides the input
+/// defaults: every scalable count that is a `get_input` of a resolved input replaced
+/// by that input's value.
+pub fn with_counts_resolved(mut doc: Value, inputs: &tosca::ResolvedInputs) -> Value {
+    if let Some(nodes) = doc["topology_template"]["node_templates"].as_object_mut() {
+        for caps in nodes.values_mut().filter_map(|n| n.get_mut("capabilities")) {
+            resolve_capability_counts(caps, inputs);
+        }
+    }
+    doc
+}
+
+/// The same on one node's `capabilities`.
+pub fn resolve_capability_counts(capabilities: &mut Value, inputs: &tosca::ResolvedInputs) {
+    let Some(props) = capabilities
+        .get_mut("scalable")
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for key in ["count", "default_instances"] {
+        let name = props
+            .get(key)
+            .and_then(|v| v.get("get_input"))
+            .and_then(|n| n.as_str().or_else(|| n.get(0).and_then(Value::as_str)))
+            .map(str::to_string);
+        if let Some(value) = name.and_then(|n| inputs.values().get(&n)) {
+            props.insert(key.to_string(), value.clone());
+        }
+    }
+}
