@@ -223,3 +223,99 @@ async fn the_dashboard_flow_works_unchanged() {
     let d = l.deployment(ALICE, &other_id).await;
     assert_eq!(d["status"], "DELETE_FAILED");
 }
+
+/// The same sequence on a real IM with its Dummy cloud (`TEST_IM_URL`): create, list,
+/// resources with IM's real VM information, the contextualisation log, an update
+/// that changes the template and scales up, stop and start, delete with force. (The
+/// `removal_list` step needs INDIGO types, which the real IM's tosca-parser refuses
+/// offline; the reset needs a deletion IM does not finish: both run on the fake IM.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_flow_works_on_a_real_im() {
+    let Some(im_url) = crate::common::service_var("TEST_IM_URL") else {
+        return;
+    };
+    let (app, _dir) = app_with(
+        &[&im_url],
+        &[("IM_POLL_MIN", "0.1"), ("IM_POLL_MAX", "0.5")],
+    )
+    .await;
+    let l = Legacy::new(&app);
+    let sink = Sink::start(0).await;
+    let mut body = create_body(&crate::real_vm(1), json!({"num_cpus": "1"}));
+    body["callback"] = json!(sink.url);
+    let created = l.create(ALICE, &body).await;
+    let id = created["uuid"].as_str().unwrap().to_string();
+    let d = l.wait_status(ALICE, &id, "CREATE_COMPLETE").await;
+    assert!(d["physicalId"].is_string());
+    sink.wait_for(|b| b["uuid"] == id.as_str() && b["status"] == "CREATE_COMPLETE")
+        .await;
+    let (items, _) = l
+        .all_pages(
+            ALICE,
+            "/deployments?createdBy=me&excludedStatus=DELETE_COMPLETE",
+            3,
+        )
+        .await;
+    assert!(items.iter().any(|d| d["uuid"] == id.as_str()));
+    let resources = l.resources(ALICE, &id).await;
+    assert_eq!(resources.len(), 1);
+    assert_eq!(system_id(&resources[0]), "vm");
+    assert_eq!(resources[0]["state"], "STARTED");
+    assert!(l
+        .text(ALICE, &format!("/deployments/{id}/log"))
+        .await
+        .contains("Contextualization disabled"));
+
+    let template = l.text(ALICE, &format!("/deployments/{id}/template")).await;
+    assert_eq!(template, crate::real_vm(1));
+    let edited = crate::real_vm(2);
+    let r = l
+        .send(
+            Method::PUT,
+            ALICE,
+            &format!("/deployments/{id}"),
+            Some(&json!({"template": edited, "parameters": {}})),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    l.wait_status(ALICE, &id, "UPDATE_COMPLETE").await;
+    let resources = l.resources(ALICE, &id).await;
+    assert_eq!(resources.len(), 2, "{resources:?}");
+    assert!(
+        resources.iter().all(|r| r["state"] == "STARTED"),
+        "{resources:?}"
+    );
+
+    let rid = resources[0]["uuid"].as_str().unwrap().to_string();
+    let action = format!("/deployments/{id}/resources/{rid}/actions");
+    let r = l
+        .send(Method::POST, ALICE, &action, Some(&json!({"type": "stop"})))
+        .await;
+    assert_eq!(r.status(), 202);
+    l.wait_state(ALICE, &id, &rid, "STOPPED").await;
+    let r = l
+        .send(
+            Method::POST,
+            ALICE,
+            &action,
+            Some(&json!({"type": "start"})),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    l.wait_state(ALICE, &id, &rid, "STARTED").await;
+
+    let r = l
+        .req(
+            Method::DELETE,
+            ALICE,
+            &format!("/deployments/{id}?force=true"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    l.wait_status(ALICE, &id, "DELETE_COMPLETE").await;
+    sink.wait_for(|b| b["uuid"] == id.as_str() && b["status"] == "DELETE_COMPLETE")
+        .await;
+}

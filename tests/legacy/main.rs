@@ -26,8 +26,23 @@ use serde_json::Value;
 /// The INDIGO-style template with `count` and `removal_list` (fake IM only: the real
 /// IM's tosca-parser refuses both on Compute nodes).
 pub const LEGACY_VM: &str = include_str!("../fixtures/legacy_vm.yaml");
-/// The template with standard `default_instances` (the real IM accepts it).
+/// The engine's template, with standard `default_instances`.
 pub const ENGINE_VM: &str = include_str!("../fixtures/engine_vm.yaml");
+
+/// A template the real IM accepts: its tosca-parser checks `min_instances <=
+/// default_instances <= max_instances` before resolving `get_input`, so the count is
+/// written in the template (as the dashboard edits it) with `instances` VMs.
+pub fn real_vm(instances: u32) -> String {
+    let vm = ENGINE_VM.replace(
+        "default_instances: { get_input: vm_count }",
+        &format!("default_instances: {instances}"),
+    );
+    assert_ne!(
+        vm, ENGINE_VM,
+        "the engine template still has the count input"
+    );
+    vm
+}
 
 /// Every test finishes within seconds; waits give up after this.
 pub const LIMIT: Duration = Duration::from_secs(20);

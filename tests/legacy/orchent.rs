@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::common::service_var;
 use crate::helpers::{TestApp, ALICE};
-use crate::{app_with, Legacy, ENGINE_VM, LEGACY_VM};
+use crate::{app_with, Legacy, LEGACY_VM};
 use im_client::fake::FakeIm;
 
 /// orchent's HTTP client: the base URL with a trailing slash, `Bearer`.
@@ -190,8 +190,8 @@ async fn orchent_commands_work_on_a_real_im() {
     };
     orchent_session(
         &im_url,
-        ENGINE_VM,
-        json!({"vm_count": 1}),
+        &crate::real_vm(1),
+        json!({}),
         json!({"num_cpus": 2}),
         1,
     )
