@@ -122,3 +122,29 @@ async fn get_info(Caller(_): Caller) -> Json<Value> {
         "build": {"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION"), "artifact": "orchestrator"},
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn prefix(value: Option<&str>) -> Result<String, String> {
+        let mut vars = vec![("DATA_DIR".to_string(), "/tmp".to_string())];
+        if let Some(v) = value {
+            vars.push(("LEGACY_PREFIX".to_string(), v.to_string()));
+        }
+        Config::from_sources(vars, None)
+            .map(|c| c.legacy.prefix)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_prefix_defaults_to_orchestrator_and_may_be_the_root() {
+        assert_eq!(prefix(None).unwrap(), "/orchestrator");
+        assert_eq!(prefix(Some("")).unwrap(), "");
+        assert_eq!(prefix(Some("/")).unwrap(), "");
+        assert_eq!(prefix(Some("paas/legacy/")).unwrap(), "/paas/legacy");
+        let err = prefix(Some("/api/v1")).unwrap_err();
+        assert!(err.contains("LEGACY_PREFIX"), "{err}");
+        assert!(prefix(Some("/a b")).unwrap_err().contains("LEGACY_PREFIX"));
+    }
+}
