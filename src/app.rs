@@ -118,9 +118,13 @@ pub async fn run_worker(
             None
         }
     };
+    let callbacks = crate::legacy::callbacks::spawn(state.clone(), rx.clone());
     let messaging = crate::messaging::spawn(state, rx);
     shutdown.await;
     let _ = tx.send(true);
+    if let Some(callbacks) = callbacks {
+        let _ = callbacks.await;
+    }
     if let Some(engine) = engine {
         engine.await.context("the engine stopped abnormally")?;
     }
@@ -189,6 +193,10 @@ impl Server {
         let engine = self
             .engine
             .then(|| tokio::spawn(Arc::new(Engine::new(self.state.clone())).run(stopped.clone())));
+        let callbacks = self
+            .messaging
+            .then(|| crate::legacy::callbacks::spawn(self.state.clone(), stopped.clone()))
+            .flatten();
         let messaging = self
             .messaging
             .then(|| crate::messaging::spawn(self.state.clone(), stopped));
@@ -202,6 +210,9 @@ impl Server {
         }
         if let Some(messaging) = messaging {
             let _ = messaging.await;
+        }
+        if let Some(callbacks) = callbacks {
+            let _ = callbacks.await;
         }
         served
     }

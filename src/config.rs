@@ -173,6 +173,23 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// How the relay reads the outbox, with or without Kafka.
     pub outbox: OutboxConfig,
+    /// The legacy API (`LEGACY_*`, docs/legacy.md).
+    pub legacy: LegacyConfig,
+}
+
+/// The legacy INDIGO PaaS Orchestrator API (docs/legacy.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyConfig {
+    /// `LEGACY_PREFIX`: where the legacy routes are mounted (`/orchestrator`; an
+    /// empty string or `/` mounts them at the root).
+    pub prefix: String,
+    /// `LEGACY_CALLBACK_POLL` (seconds): how often the notifier looks for deployments
+    /// that reached a final status; also the first retry delay (doubled per failure).
+    pub callback_poll: Duration,
+    /// `LEGACY_CALLBACK_TIMEOUT` (seconds): timeout of one callback POST.
+    pub callback_timeout: Duration,
+    /// `LEGACY_CALLBACK_RETRIES`: attempts per announcement before giving up.
+    pub callback_retries: u32,
 }
 
 /// The Kafka side of messaging (DESIGN.md §6, docs/messages.md). Everything but
@@ -458,6 +475,7 @@ impl Config {
                 poll_interval: s.fractional_seconds("OUTBOX_POLL_INTERVAL", 0.1)?,
                 retention: s.seconds("OUTBOX_RETENTION", 3600)?,
             },
+            legacy: legacy_config(s)?,
         })
     }
 }
@@ -471,6 +489,42 @@ fn flag(s: &Settings, var: &str) -> Result<bool, ConfigError> {
             format!("expected true or false, got '{other}'"),
         )),
     }
+}
+
+fn legacy_config(s: &Settings) -> Result<LegacyConfig, ConfigError> {
+    // An empty LEGACY_PREFIX is meaningful (the root), so it is read raw.
+    let raw = s
+        .values
+        .get("LEGACY_PREFIX")
+        .map_or("/orchestrator", String::as_str)
+        .trim();
+    let prefix = format!("/{}", raw.trim_matches('/'));
+    let prefix = if prefix == "/" { String::new() } else { prefix };
+    if prefix.contains(|c: char| c.is_whitespace() || c == '?' || c == '#' || c == '{') {
+        return Err(ConfigError::new(
+            "LEGACY_PREFIX",
+            format!("expected a path like /orchestrator, got '{raw}'"),
+        ));
+    }
+    if prefix == "/api/v1" || prefix.starts_with("/api/v1/") || prefix == "/docs" {
+        return Err(ConfigError::new(
+            "LEGACY_PREFIX",
+            format!("'{prefix}' is taken by the v1 API"),
+        ));
+    }
+    let callback_retries: u32 = s.parse("LEGACY_CALLBACK_RETRIES", 5, "a positive integer")?;
+    if callback_retries == 0 {
+        return Err(ConfigError::new(
+            "LEGACY_CALLBACK_RETRIES",
+            "must be at least 1",
+        ));
+    }
+    Ok(LegacyConfig {
+        prefix,
+        callback_poll: s.fractional_seconds("LEGACY_CALLBACK_POLL", 5.0)?,
+        callback_timeout: s.fractional_seconds("LEGACY_CALLBACK_TIMEOUT", 10.0)?,
+        callback_retries,
+    })
 }
 
 fn vault_config(

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod legacy;
 pub mod messaging;
 pub mod policy;
 pub mod secrets;

@@ -224,6 +224,7 @@ pub async fn delete_deployment(
         force: q.force,
         unsecure: q.unsecure,
         expected_version: expected,
+        ..DeleteOptions::default()
     };
     Ok(
         match service::delete(&app, &principal.actor(), id, options).await? {

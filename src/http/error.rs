@@ -143,6 +143,12 @@ impl ApiError {
     pub fn errors(&self) -> &[FieldError] {
         &self.errors
     }
+
+    /// What went wrong inside (logged, never sent), for surfaces with their own
+    /// error body (the legacy API).
+    pub fn internal_cause(&self) -> Option<&str> {
+        self.internal.as_deref()
+    }
 }
 
 impl From<crate::service::Error> for ApiError {

@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> axum::routing::IntoMakeService<TrailingSlash<R
     let (routes, api) = build(Some(state.clone()));
     let request_id = HeaderName::from_static("x-request-id");
     let app = routes
+        .merge(crate::legacy::router(&state.config.legacy.prefix))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

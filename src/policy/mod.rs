@@ -78,11 +78,23 @@ pub fn default_data(config: &Config) -> Value {
             .map(|idp| json!({"endpoint": idp.issuer, "claim": idp.group_claim}))
             .collect::<Vec<_>>(),
         "admin_entitlements": config.admin_groups,
-        "user_endpoints": [
-            {"path": "/api/v1/**", "method": "*"},
-            {"path": "/orchestrator/**", "method": "*"},
-        ],
+        "user_endpoints": user_endpoints(config),
     })
+}
+
+/// The v1 API and the legacy API at its prefix (LEGACY_PREFIX).
+fn user_endpoints(config: &Config) -> Vec<Value> {
+    let mut paths = vec!["/api/v1/**".to_string()];
+    match config.legacy.prefix.as_str() {
+        "" => paths.extend(
+            ["/deployments", "/deployments/**", "/configuration", "/info"].map(String::from),
+        ),
+        prefix => paths.push(format!("{prefix}/**")),
+    }
+    paths
+        .into_iter()
+        .map(|path| json!({"path": path, "method": "*"}))
+        .collect()
 }
 
 /// Loads the data document: `POLICY_DATA_FILE` or the default.

@@ -119,6 +119,9 @@ pub struct DeleteOptions {
     pub unsecure: bool,
     /// `If-Match` version.
     pub expected_version: Option<i64>,
+    /// The legacy API's `force`: `unsecure` asked for by an owner, which the legacy
+    /// orchestrator allowed (docs/legacy.md).
+    pub owner_may_unsecure: bool,
 }
 
 /// What a delete did.
@@ -140,7 +143,7 @@ pub async fn delete(
     id: Uuid,
     options: DeleteOptions,
 ) -> Result<DeleteOutcome> {
-    if (options.force || options.unsecure) && !actor.is_admin {
+    if (options.force || (options.unsecure && !options.owner_may_unsecure)) && !actor.is_admin {
         return Err(Error::Forbidden(
             "only administrators may use 'force' or 'unsecure'".into(),
         ));
@@ -296,12 +299,34 @@ pub async fn reset_status(
     id: Uuid,
     expected: Option<i64>,
 ) -> Result<Deployment> {
+    reset_status_from(app, actor, id, expected, DeploymentStatus::ALL).await
+}
+
+/// [`reset_status`] accepted only from the statuses in `from` (the legacy API resets
+/// DELETE_IN_PROGRESS alone); 409 otherwise.
+pub async fn reset_status_from(
+    app: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    expected: Option<i64>,
+    from: &[DeploymentStatus],
+) -> Result<Deployment> {
     let mut tx = app.store.begin().await?;
     let mut d = locked(&mut tx, actor, id, expected).await?;
-    let Some(failed) = d.status.failed_counterpart() else {
+    let failed = d
+        .status
+        .failed_counterpart()
+        .filter(|_| from.contains(&d.status));
+    let Some(failed) = failed else {
+        let allowed: Vec<&str> = from
+            .iter()
+            .filter(|s| s.is_in_progress())
+            .map(|s| s.name())
+            .collect();
         return Err(Error::Conflict(format!(
-            "deployment '{id}' is {}; only a deployment in CREATE_IN_PROGRESS, UPDATE_IN_PROGRESS or DELETE_IN_PROGRESS can be reset",
-            d.status
+            "deployment '{id}' is {}; only a deployment in {} can be reset",
+            d.status,
+            allowed.join(", ")
         )));
     };
     let previous = d.status;

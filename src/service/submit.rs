@@ -271,27 +271,94 @@ pub async fn redeploy(
     inputs: Map<String, Value>,
     expected: Option<i64>,
 ) -> Result<Deployment> {
+    update(
+        app,
+        actor,
+        id,
+        Update {
+            inputs,
+            expected,
+            ..Update::default()
+        },
+    )
+    .await
+}
+
+/// An update-and-redeploy. The v1 API changes inputs only; the legacy API may also
+/// re-point the deployment at another template and restrict the starting statuses.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// Inputs merged over the stored ones.
+    pub inputs: Map<String, Value>,
+    /// `If-Match` version.
+    pub expected: Option<i64>,
+    /// Another template to deploy from now on (the legacy PUT may change it).
+    pub template_id: Option<Uuid>,
+    /// Resources to remove (the template's `removal_list`, as resource ids).
+    pub remove: Vec<Uuid>,
+    /// When set, the only statuses the update may start from (the legacy API's rule).
+    pub only_from: Option<&'static [DeploymentStatus]>,
+}
+
+/// Update-and-redeploy, with an optional change of template: the merged inputs are
+/// validated against the template deployed from now on, and when the template
+/// changes the resources follow it in the same transaction (nodes gone or listed in
+/// `remove` and instances beyond the new count become DELETING, or DELETED when no
+/// VM backs them; new nodes and instances are added), so that the update job binds
+/// IM's VMs to them.
+pub async fn update(
+    app: &AppState,
+    actor: &Actor,
+    id: Uuid,
+    request: Update,
+) -> Result<Deployment> {
     let d = super::deployments::get(app, actor, id).await?;
+    let template_id = request.template_id.unwrap_or(d.template_id);
     let mut conn = app.store.conn().await?;
-    let template = templates::get(&mut conn, d.template_id)
+    let template = templates::get(&mut conn, template_id)
         .await?
-        .ok_or_else(|| Error::Internal(format!("template of deployment {id} is missing")))?;
+        .ok_or_else(|| Error::Internal(format!("template {template_id} is missing")))?;
     drop(conn);
     let m = model(app, &template).await?;
     let mut merged = d.template_inputs.clone();
-    merged.extend(inputs);
-    m.validate_inputs(&merged)
+    merged.extend(request.inputs);
+    let resolved = m
+        .validate_inputs(&merged)
         .map_err(|v| invalid(input_violations(v)))?;
 
     let mut tx = app.store.begin().await?;
-    let mut d = locked(&mut tx, actor, id, expected).await?;
-    if !d.status.allows_redeploy() {
+    let mut d = locked(&mut tx, actor, id, request.expected).await?;
+    let allowed = match request.only_from {
+        Some(statuses) => statuses.contains(&d.status),
+        None => d.status.allows_redeploy(),
+    };
+    if !allowed {
         return Err(Error::Conflict(format!(
             "deployment '{id}' is {}; an update can start only when no operation is running and it is not deleted",
             d.status
         )));
     }
     let previous = d.status;
+    let retemplated = template_id != d.template_id;
+    if retemplated {
+        let now = Timestamp::now();
+        let existing = resources::all_of(&mut tx, id).await?;
+        let (changed, added) = follow_template(
+            &existing,
+            &m.node_instances(&resolved),
+            &request.remove,
+            now,
+            actor.user_id,
+            id,
+        );
+        for r in &changed {
+            resources::update(&mut tx, r).await?;
+        }
+        for r in &added {
+            resources::insert(&mut tx, r).await?;
+        }
+        d.template_id = template_id;
+    }
     d.template_inputs = merged;
     d.status = DeploymentStatus::UpdateInProgress;
     d.status_reason = None;
@@ -318,14 +385,147 @@ pub async fn redeploy(
         &actor.token,
     )
     .await?;
+    let what = if retemplated {
+        format!("a new template ({template_id}) and inputs")
+    } else {
+        "new inputs".to_string()
+    };
     log(
         &mut tx,
         id,
-        &format!("update with new inputs requested by {}", actor.describe()),
+        &format!("update with {what} requested by {}", actor.describe()),
     )
     .await?;
     tx.commit().await?;
     Ok(saved)
+}
+
+/// The resource changes that make a deployment's resources follow a new template:
+/// `(changed, added)`.
+fn follow_template(
+    existing: &[Resource],
+    wanted: &[tosca::instances::NodeInstance],
+    remove: &[Uuid],
+    now: Timestamp,
+    by: Uuid,
+    deployment: Uuid,
+) -> (Vec<Resource>, Vec<Resource>) {
+    use std::collections::BTreeMap;
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
+    let mut wanted_by_node: BTreeMap<&str, Vec<&tosca::instances::NodeInstance>> = BTreeMap::new();
+    for w in wanted {
+        wanted_by_node
+            .entry(w.node_name.as_str())
+            .or_default()
+            .push(w);
+    }
+    let mut live_by_node: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
+    for r in existing
+        .iter()
+        .filter(|r| r.status != ResourceStatus::Deleted)
+    {
+        live_by_node
+            .entry(r.tosca_node_name.as_str())
+            .or_default()
+            .push(r);
+    }
+    let retire = |r: &Resource, why: &str| {
+        let mut r = r.clone();
+        // A resource without a VM has nothing to wait for.
+        r.status = if r.im_vm_idx.is_some() {
+            ResourceStatus::Deleting
+        } else {
+            ResourceStatus::Deleted
+        };
+        r.status_reason = Some(why.to_string());
+        r.updated_at = now;
+        r.updated_by = by;
+        r
+    };
+    for (node, mut live) in live_by_node {
+        live.sort_by_key(|r| r.instance_index);
+        let Some(instances) = wanted_by_node.get(node) else {
+            changed.extend(
+                live.iter()
+                    .map(|r| retire(r, "its node is no longer in the template")),
+            );
+            continue;
+        };
+        if instances[0].node_type != live[0].tosca_node_type {
+            changed.extend(
+                live.iter()
+                    .map(|r| retire(r, "its node changed type in the template")),
+            );
+            continue;
+        }
+        let (removed, mut kept): (Vec<&Resource>, Vec<&Resource>) =
+            live.into_iter().partition(|r| remove.contains(&r.id));
+        changed.extend(
+            removed
+                .iter()
+                .map(|r| retire(r, "listed in the template's removal_list")),
+        );
+        while kept.len() > instances.len() {
+            if let Some(r) = kept.pop() {
+                changed.push(retire(r, "the node's count went down"));
+            }
+        }
+        let first = existing
+            .iter()
+            .filter(|r| r.tosca_node_name == node)
+            .map(|r| r.instance_index + 1)
+            .max()
+            .unwrap_or(0);
+        for (index, instance) in (first..).zip(instances.iter().skip(kept.len())) {
+            added.push(new_resource(deployment, instance, index, now, by));
+        }
+    }
+    let known: Vec<&str> = existing
+        .iter()
+        .filter(|r| r.status != ResourceStatus::Deleted)
+        .map(|r| r.tosca_node_name.as_str())
+        .collect();
+    for (node, instances) in &wanted_by_node {
+        if !known.contains(node) {
+            // Indexes continue after the node's deleted resources, if it had any.
+            let first = existing
+                .iter()
+                .filter(|r| r.tosca_node_name == *node)
+                .map(|r| r.instance_index + 1)
+                .max()
+                .unwrap_or(0);
+            for (i, instance) in (first..).zip(instances.iter()) {
+                added.push(new_resource(deployment, instance, i, now, by));
+            }
+        }
+    }
+    (changed, added)
+}
+
+fn new_resource(
+    deployment: Uuid,
+    instance: &tosca::instances::NodeInstance,
+    index: i64,
+    now: Timestamp,
+    by: Uuid,
+) -> Resource {
+    Resource {
+        id: Uuid::new_v4(),
+        deployment_id: deployment,
+        tosca_node_name: instance.node_name.clone(),
+        tosca_node_type: instance.node_type.clone(),
+        instance_index: index,
+        im_vm_idx: None,
+        status: ResourceStatus::Initial,
+        status_reason: None,
+        metadata: None,
+        required_by: instance.required_by.clone(),
+        created_at: now,
+        created_by: by,
+        updated_at: now,
+        updated_by: by,
+    }
 }
 
 /// The node types of a deployment's resources that are `ancestor` or derive from it

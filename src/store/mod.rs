@@ -8,6 +8,7 @@
 //! caller decides where the transaction starts and commits it.
 
 pub mod attempts;
+pub mod callbacks;
 pub mod deployments;
 pub mod jobs;
 pub mod list;
