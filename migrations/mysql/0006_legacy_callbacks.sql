@@ -16,3 +16,5 @@ CREATE TABLE legacy_callbacks (
     FOREIGN KEY (deployment_id) REFERENCES deployments (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX legacy_callbacks_due ON legacy_callbacks (finished_at, next_at);
+-- (No index on deployments.callback: MySQL has no partial indexes, and a TEXT
+-- column takes one only on a prefix; the notifier's scan reads the table.)

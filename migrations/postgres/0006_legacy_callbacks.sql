@@ -15,3 +15,6 @@ CREATE TABLE legacy_callbacks (
     last_error TEXT
 );
 CREATE INDEX legacy_callbacks_due ON legacy_callbacks (finished_at, next_at);
+-- The notifier looks for deployments with a callback every LEGACY_CALLBACK_POLL
+-- seconds: only those rows are indexed.
+CREATE INDEX deployments_with_callback ON deployments (updated_at) WHERE callback IS NOT NULL;

@@ -182,7 +182,7 @@ mod deployments_and_jobs {
     use super::*;
     use crate::common::DbKind;
     use orchestrator::domain::{Deployment, DeploymentStatus, Job, JobKind, JobState, Task};
-    use orchestrator::store::{deployments, jobs, outbox, Store};
+    use orchestrator::store::{callbacks, deployments, jobs, outbox, Store};
     use serde_json::json;
 
     pub async fn seed(store: &Store) -> (User, Template) {
@@ -435,6 +435,49 @@ mod deployments_and_jobs {
             let mut tx = store.begin().await.unwrap();
             let next = jobs::claim(&mut tx, "w2", Timestamp::now(), 30_000_000).await.unwrap().expect("the delete runs now");
             assert_eq!(next.kind, JobKind::Delete);
+        }
+
+        async fn legacy_callbacks_are_scheduled_claimed_once_and_recorded(db: &TestDb) {
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let mut with = deployment(owner.id, t.id, DeploymentStatus::CreateComplete);
+            with.callback = Some("http://127.0.0.1:9/hook".into());
+            let without = deployment(owner.id, t.id, DeploymentStatus::CreateComplete);
+            let mut running = deployment(owner.id, t.id, DeploymentStatus::CreateInProgress);
+            running.callback = Some("http://127.0.0.1:9/hook".into());
+            let mut tx = store.begin().await.unwrap();
+            for d in [&with, &without, &running] {
+                deployments::insert(&mut tx, d).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            let finals = [DeploymentStatus::CreateComplete.code(), DeploymentStatus::CreateFailed.code()];
+
+            let mut conn = store.conn().await.unwrap();
+            let found = callbacks::unannounced(&mut conn, &finals, 10).await.unwrap();
+            assert_eq!(found, vec![(with.id, 1, DeploymentStatus::CreateComplete.code())]);
+            let now = Timestamp::now();
+            callbacks::schedule(&mut conn, with.id, 1, found[0].2, now).await.unwrap();
+            assert!(callbacks::unannounced(&mut conn, &finals, 10).await.unwrap().is_empty(), "this version is scheduled");
+
+            let due = callbacks::due(&mut conn, now, 10).await.unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!((due[0].deployment_id, due[0].version, due[0].attempts), (with.id, 1, 0));
+            assert!(callbacks::claim(&mut conn, &due[0], now.plus_minutes(1)).await.unwrap());
+            assert!(!callbacks::claim(&mut conn, &due[0], now.plus_minutes(1)).await.unwrap(), "claimed once");
+            assert!(callbacks::due(&mut conn, now, 10).await.unwrap().is_empty(), "leased");
+
+            let claimed = callbacks::due(&mut conn, now.plus_minutes(2), 10).await.unwrap();
+            assert_eq!(claimed.len(), 1);
+            callbacks::record(&mut conn, &claimed[0], Some("connection refused"), false, now).await.unwrap();
+            assert_eq!(
+                callbacks::state_of(&mut conn, with.id).await.unwrap(),
+                Some((1, 1, false, Some("connection refused".into())))
+            );
+            let again = callbacks::due(&mut conn, now, 10).await.unwrap();
+            callbacks::record(&mut conn, &again[0], None, true, now).await.unwrap();
+            assert_eq!(callbacks::state_of(&mut conn, with.id).await.unwrap().map(|s| (s.1, s.2)), Some((1, true)));
+            assert!(callbacks::due(&mut conn, now.plus_minutes(10), 10).await.unwrap().is_empty());
+            assert_eq!(callbacks::state_of(&mut conn, without.id).await.unwrap(), None);
         }
 
         async fn the_outbox_hands_out_messages_in_order_until_published(db: &TestDb) {
