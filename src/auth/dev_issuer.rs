@@ -82,6 +82,8 @@ struct IssuerState {
     refresh_tokens: RwLock<HashMap<String, String>>,
     opaque_tokens: RwLock<HashMap<String, String>>,
     userinfo_refuses: AtomicBool,
+    /// Whether a refresh grant answers with a new refresh token (revoking the old).
+    rotates_refresh_tokens: AtomicBool,
     /// Calls answered by userinfo and the JWKS endpoint, so tests can see caching.
     userinfo_calls: AtomicUsize,
     jwks_calls: AtomicUsize,
@@ -151,6 +153,7 @@ impl DevIssuer {
             keys: RwLock::new(vec![rsa_key("rsa-1", Algorithm::RS256)?]),
             users: RwLock::new(HashMap::new()),
             refresh_tokens: RwLock::new(HashMap::new()),
+            rotates_refresh_tokens: AtomicBool::new(false),
             opaque_tokens: RwLock::new(HashMap::new()),
             userinfo_refuses: AtomicBool::new(false),
             userinfo_calls: AtomicUsize::new(0),
@@ -277,6 +280,14 @@ impl DevIssuer {
             .unwrap_or_else(|e| e.into_inner());
         map.insert(token.clone(), sub.to_string());
         token
+    }
+
+    /// Makes the token endpoint rotate refresh tokens: each refresh grant answers a
+    /// new refresh token and revokes the one it was given (as many issuers do).
+    pub fn set_rotates_refresh_tokens(&self, rotates: bool) {
+        self.state
+            .rotates_refresh_tokens
+            .store(rotates, Ordering::SeqCst);
     }
 
     /// Revokes a refresh token.
@@ -455,8 +466,18 @@ async fn token(
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&given)
                 .cloned();
+            let rotated = sub
+                .as_ref()
+                .filter(|_| s.rotates_refresh_tokens.load(Ordering::SeqCst))
+                .map(|sub| {
+                    let next = format!("rt-{}", uuid::Uuid::new_v4().simple());
+                    let mut map = s.refresh_tokens.write().unwrap_or_else(|e| e.into_inner());
+                    map.remove(&given);
+                    map.insert(next.clone(), sub.clone());
+                    next
+                });
             match sub {
-                Some(sub) => Json(json!({"access_token": s.access_token(&sub, None), "token_type": "Bearer", "expires_in": 3600, "refresh_token": given})).into_response(),
+                Some(sub) => Json(json!({"access_token": s.access_token(&sub, None), "token_type": "Bearer", "expires_in": 3600, "refresh_token": rotated.unwrap_or(given)})).into_response(),
                 None => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the refresh token is unknown or revoked"),
             }
         }

@@ -142,7 +142,7 @@ impl TokenSource {
                 .put(&owner, "refresh_token", &rotated)
                 .await
                 .map_err(|e| unavailable("the secrets store", &e))?;
-            u.refresh_token = Some(kept);
+            u.refresh_token = Some(kept.clone());
             u.updated_at = Timestamp::now();
             let mut conn = self
                 .app
@@ -153,8 +153,12 @@ impl TokenSource {
             users::update_profile(&mut conn, &u)
                 .await
                 .map_err(|e| unavailable("the database", &e))?;
-            if let Err(err) = self.app.secrets.delete(&stored).await {
-                tracing::warn!(user.id = %u.id, error = %err, "could not forget a rotated refresh token");
+            // A Vault reference names the same path, just overwritten: only a
+            // reference to another place (a sealed value) is forgotten.
+            if stored != kept {
+                if let Err(err) = self.app.secrets.delete(&stored).await {
+                    tracing::warn!(user.id = %u.id, error = %err, "could not forget a rotated refresh token");
+                }
             }
         }
         let lifetime = Duration::from_secs(

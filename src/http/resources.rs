@@ -228,14 +228,15 @@ pub async fn reboot_resource(
 /// Forces a resource's status to ERROR.
 #[utoipa::path(patch, path = "/deployments/{id}/resources/{resource_id}/reset-status", tag = "resources", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Deployment id"), ("resource_id" = Uuid, Path, description = "Resource id")),
-    responses((status = 204, description = "Reset"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Reset"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub async fn reset_resource_status(
     State(app): State<AppState>,
     principal: Principal,
     Path((id, rid)): Path<(String, String)>,
+    IfMatch(expected): IfMatch,
 ) -> ApiResult<StatusCode> {
     let (id, rid) = (path_uuid("id", &id)?, path_uuid("resource_id", &rid)?);
-    service::reset_status(&app, &principal.actor(), id, rid).await?;
+    service::reset_status(&app, &principal.actor(), id, rid, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey};
+use ssh_key::private::RsaKeypair;
+use ssh_key::{HashAlg, LineEnding, PrivateKey};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,6 +23,18 @@ use crate::domain::Timestamp;
 use crate::store::{user_secrets, users};
 
 const SECRET_NAME: &str = "ssh_private_key";
+
+/// What a user_secrets row holds while its secret is being written.
+const PENDING: &str = "pending";
+
+/// The size of generated RSA keys.
+const RSA_BITS: usize = 2048;
+
+fn already_has_a_key() -> ApiError {
+    ApiError::conflict(
+        "the user already has a public SSH key; DELETE /users/me/ssh_keys (or PATCH public_ssh_key to null) first",
+    )
+}
 
 /// A generated key pair: the only time the private key leaves the store.
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,22 +83,16 @@ pub async fn create_ssh_keys(
 ) -> Result<(StatusCode, Json<SshKeyPair>), ApiError> {
     let user_id = own_id(&principal, &id)?;
     let mut conn = app.store.conn().await?;
-    let mut user = users::get(&mut conn, user_id)
+    let user = users::get(&mut conn, user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user", user_id))?;
     drop(conn);
     if user.public_ssh_key.is_some() {
-        return Err(ApiError::conflict(
-            "the user already has a public SSH key; DELETE /users/me/ssh_keys (or PATCH public_ssh_key to null) first",
-        ));
+        return Err(already_has_a_key());
     }
+    // Generated before the transaction: RSA key generation takes a while.
     let key = tokio::task::spawn_blocking(|| {
-        PrivateKey::random(
-            &mut rand::rngs::OsRng,
-            Algorithm::Rsa {
-                hash: Some(HashAlg::Sha512),
-            },
-        )
+        RsaKeypair::random(&mut rand::rngs::OsRng, RSA_BITS).map(PrivateKey::from)
     })
     .await
     .map_err(ApiError::internal)?
@@ -98,6 +105,22 @@ pub async fn create_ssh_keys(
     public.set_comment(user.username.clone());
     let public_text = public.to_openssh().map_err(ApiError::internal)?;
     let fingerprint = public.fingerprint(HashAlg::Sha256).to_string();
+
+    // The user_secrets row is the claim: a pending one is inserted before the
+    // secrets store is written, so a concurrent request waits on it and gets 409
+    // instead of overwriting the private key this one is about to keep. A row left
+    // from a pair whose public key was removed since is stale and replaced.
+    let mut tx = app.store.begin().await?;
+    let mut user = users::get(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", user_id))?;
+    if user.public_ssh_key.is_some() {
+        return Err(already_has_a_key());
+    }
+    let stale = user_secrets::delete(&mut tx, user_id, SECRET_NAME).await?;
+    if !user_secrets::insert(&mut tx, user_id, SECRET_NAME, PENDING).await? {
+        return Err(already_has_a_key());
+    }
     let owner = format!("{}@{}", user.sub, user.issuer);
     let stored = app
         .secrets
@@ -106,16 +129,19 @@ pub async fn create_ssh_keys(
         .map_err(|e| {
             ApiError::unavailable("the secrets store is unavailable; no key was created", e)
         })?;
-    let mut tx = app.store.begin().await?;
-    if !user_secrets::insert(&mut tx, user_id, SECRET_NAME, &stored).await? {
-        return Err(ApiError::conflict(
-            "the user already has a generated SSH key pair",
-        ));
-    }
+    user_secrets::delete(&mut tx, user_id, SECRET_NAME).await?;
+    user_secrets::insert(&mut tx, user_id, SECRET_NAME, &stored).await?;
     user.public_ssh_key = Some(public_text.clone());
     user.updated_at = Timestamp::now();
     users::update_profile(&mut tx, &user).await?;
     tx.commit().await?;
+    // A stale secret at another place (a sealed value, an older Vault path) is
+    // forgotten; one at the same Vault path was just overwritten.
+    if let Some(stale) = stale.filter(|old| *old != stored && old != PENDING) {
+        if let Err(err) = app.secrets.delete(&stale).await {
+            tracing::warn!(user.id = %user_id, error = %err, "could not forget a replaced SSH private key");
+        }
+    }
     tracing::info!(user.id = %user_id, key.fingerprint = %fingerprint, "generated an SSH key pair");
     Ok((
         StatusCode::CREATED,

@@ -165,15 +165,17 @@ pub async fn act(
     Ok(r)
 }
 
-/// Forces a resource to ERROR (an operator's repair).
+/// Forces a resource to ERROR (an operator's repair); `expected` is the deployment
+/// version of an `If-Match`.
 pub async fn reset_status(
     app: &AppState,
     actor: &Actor,
     deployment: Uuid,
     id: Uuid,
+    expected: Option<i64>,
 ) -> Result<Resource> {
     let mut tx = app.store.begin().await?;
-    locked(&mut tx, actor, deployment, None).await?;
+    locked(&mut tx, actor, deployment, expected).await?;
     let mut r = resources::get(&mut tx, deployment, id)
         .await?
         .ok_or_else(|| Error::not_found(ENTITY, id))?;

@@ -288,5 +288,14 @@ on_sqlite_and_postgres! {
         assert_eq!(node(&app, &id, "front").await.status, ResourceStatus::Error);
         assert_eq!(app.jobs(&id).await.len(), 1);
         error_body(app.patch_as(ALICE, &format!("/api/v1/deployments/{id}/resources/{}/reset-status", uuid::Uuid::new_v4()), &json!({})).await, 404).await;
+        // A stale If-Match is refused and changes nothing.
+        let tag = app.get_as(ALICE, &format!("/api/v1/deployments/{id}")).await.headers()["etag"].to_str().unwrap().to_string();
+        let stale = format!("\"{}\"", tag.trim_matches('"').parse::<i64>().unwrap() - 1);
+        set_resource(&app, &front, Some("0"), ResourceStatus::Started).await;
+        let response = app.client.patch(app.url(&action(&id, &front, "reset-status"))).bearer_auth(app.token(ALICE)).header("If-Match", stale).json(&json!({})).send().await.unwrap();
+        error_body(response, 412).await;
+        assert_eq!(node(&app, &id, "front").await.status, ResourceStatus::Started);
+        let response = app.client.patch(app.url(&action(&id, &front, "reset-status"))).bearer_auth(app.token(ALICE)).header("If-Match", tag).json(&json!({})).send().await.unwrap();
+        assert_eq!(response.status(), 204);
     }
 }

@@ -13,6 +13,7 @@ mod helpers;
 
 use common::service_var;
 use helpers::{spawn_app_with, AppOptions, TestApp, ALICE};
+use orchestrator::engine::tokens::TokenSource;
 use serde_json::{json, Value};
 
 struct Bao {
@@ -389,4 +390,85 @@ async fn only_the_user_may_generate_their_own_keys() {
         .post_as(ALICE, "/api/v1/users/not-a-uuid/ssh_keys", &json!({}))
         .await;
     helpers::error_body(r, 422).await;
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_replaces_the_old_one_in_vault_and_keeps_working() {
+    let Some(bao) = Bao::from_env() else {
+        return;
+    };
+    let app = app_with_vault(&bao, &[("VAULT_TOKEN", &bao.token.clone())]).await;
+    app.issuer.set_rotates_refresh_tokens(true);
+    let first = app.issuer.refresh_token(ALICE);
+    let r = app
+        .patch_as(ALICE, "/api/v1/users/me", &json!({"refresh_token": first}))
+        .await;
+    assert_eq!(r.status(), 204);
+    let user: uuid::Uuid = app.user_id(ALICE).await.parse().unwrap();
+
+    // Each TokenSource starts with an empty cache, so each one refreshes.
+    for round in 1..=3 {
+        TokenSource::new(app.state.clone())
+            .access_token(user)
+            .await
+            .unwrap_or_else(|e| panic!("refresh {round}: {e:?}"));
+        let stored = stored_refresh_token(&app, ALICE)
+            .await
+            .expect("a reference is stored");
+        let kept = bao
+            .read(&stored)
+            .await
+            .unwrap_or_else(|| panic!("round {round}: the rotated token is not in Vault"));
+        assert!(
+            kept.starts_with("rt-") && kept != first,
+            "round {round}: {kept}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_key_pair_after_the_public_key_was_removed_replaces_the_stale_private_key() {
+    let Some(bao) = Bao::from_env() else {
+        return;
+    };
+    let app = app_with_vault(&bao, &[("VAULT_TOKEN", &bao.token.clone())]).await;
+    let first: Value = app
+        .post_as(ALICE, "/api/v1/users/me/ssh_keys", &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .patch_as(ALICE, "/api/v1/users/me", &json!({"public_ssh_key": null}))
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = app
+        .post_as(ALICE, "/api/v1/users/me/ssh_keys", &json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let second: Value = r.json().await.unwrap();
+    assert_ne!(first["private_key"], second["private_key"]);
+    let me = app.get_json(ALICE, "/api/v1/users/me").await;
+    assert_eq!(me["public_ssh_key"], second["public_key"]);
+    // What the store keeps is the private half of the public key the user has.
+    let user = app.user_id(ALICE).await;
+    let conn = &mut app.state.store.conn().await.unwrap();
+    let stored =
+        orchestrator::store::user_secrets::get(conn, user.parse().unwrap(), "ssh_private_key")
+            .await
+            .unwrap()
+            .expect("a reference");
+    assert_eq!(
+        bao.read(&stored).await.as_deref(),
+        second["private_key"].as_str()
+    );
+    // And a third request, with a key in place, is refused without touching it.
+    let r = app
+        .post_as(ALICE, "/api/v1/users/me/ssh_keys", &json!({}))
+        .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        bao.read(&stored).await.as_deref(),
+        second["private_key"].as_str()
+    );
 }
