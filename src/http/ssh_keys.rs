@@ -22,7 +22,8 @@ use super::AppState;
 use crate::domain::Timestamp;
 use crate::store::{user_secrets, users};
 
-const SECRET_NAME: &str = "ssh_private_key";
+/// The name of the generated private key among a user's secrets.
+pub(crate) const SECRET_NAME: &str = "ssh_private_key";
 
 /// What a user_secrets row holds while its secret is being written.
 const PENDING: &str = "pending";

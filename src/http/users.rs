@@ -18,7 +18,7 @@ use super::list::{parse_query, Page};
 use super::AppState;
 use crate::domain::list::{Condition, Value};
 use crate::domain::{Timestamp, User};
-use crate::store::users;
+use crate::store::{user_secrets, users};
 
 /// A user as shown by the API.
 #[derive(Debug, Serialize, ToSchema)]
@@ -295,11 +295,17 @@ pub async fn delete_user(
             user.id
         )));
     }
+    // The generated SSH private key's reference goes with the user (its row would
+    // be removed by the cascade); the secret itself is forgotten after the commit.
+    let ssh_key =
+        user_secrets::delete(&mut tx, user.id, crate::http::ssh_keys::SECRET_NAME).await?;
     users::delete(&mut tx, user.id).await?;
     tx.commit().await?;
     forget_user(&app, &user);
-    if let Some(stored) = &user.refresh_token {
-        let _ = app.secrets.delete(stored).await;
+    for stored in user.refresh_token.iter().chain(ssh_key.iter()) {
+        if let Err(err) = app.secrets.delete(stored).await {
+            tracing::warn!(user.id = %user.id, error = %err, "could not forget a deleted user's secret");
+        }
     }
     tracing::info!(user.id = %user.id, by = %principal.user_id, "user deleted");
     Ok(StatusCode::NO_CONTENT)

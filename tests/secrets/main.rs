@@ -472,3 +472,38 @@ async fn a_new_key_pair_after_the_public_key_was_removed_replaces_the_stale_priv
         second["private_key"].as_str()
     );
 }
+
+#[tokio::test]
+async fn deleting_a_user_forgets_their_secrets_in_vault() {
+    let Some(bao) = Bao::from_env() else {
+        return;
+    };
+    let app = app_with_vault(&bao, &[("VAULT_TOKEN", &bao.token.clone())]).await;
+    let r = app
+        .patch_as(
+            ALICE,
+            "/api/v1/users/me",
+            &json!({"refresh_token": "rt-gone"}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = app
+        .post_as(ALICE, "/api/v1/users/me/ssh_keys", &json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let user = app.user_id(ALICE).await;
+    let refresh = stored_refresh_token(&app, ALICE).await.expect("stored");
+    let ssh = {
+        let conn = &mut app.state.store.conn().await.unwrap();
+        orchestrator::store::user_secrets::get(conn, user.parse().unwrap(), "ssh_private_key")
+            .await
+            .unwrap()
+            .expect("stored")
+    };
+    assert!(bao.read(&refresh).await.is_some() && bao.read(&ssh).await.is_some());
+
+    let r = app.delete_as(ALICE, &format!("/api/v1/users/{user}")).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(bao.read(&refresh).await, None, "refresh token forgotten");
+    assert_eq!(bao.read(&ssh).await, None, "private key forgotten");
+}
