@@ -148,6 +148,7 @@ pub async fn delete(
             "only administrators may use 'force' or 'unsecure'".into(),
         ));
     }
+    crate::engine::tokens::remember(app, actor).await;
     let mut tx = app.store.begin().await?;
     let mut d = locked(&mut tx, actor, id, options.expected_version).await?;
     if !options.force {

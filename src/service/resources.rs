@@ -92,6 +92,7 @@ pub async fn act(
     // The template model is read before the transaction: parsing may fetch imports.
     let template_id = get_deployment(app, actor, deployment).await?.template_id;
     let model = model_by_id(app, template_id).await?;
+    crate::engine::tokens::remember(app, actor).await;
     let mut tx = app.store.begin().await?;
     let d = locked(&mut tx, actor, deployment, expected).await?;
     let mut r = resources::get(&mut tx, deployment, id)

@@ -237,6 +237,8 @@ pub async fn plan(app: &AppState, actor: &Actor, request: NewDeployment) -> Resu
 pub async fn create(app: &AppState, actor: &Actor, request: NewDeployment) -> Result<Deployment> {
     let plan = plan(app, actor, request).await?;
     let d = plan.deployment;
+    // Kept before the job exists: the engine may need it at once.
+    crate::engine::tokens::remember(app, actor).await;
     let mut tx = app.store.begin().await?;
     deployments::insert(&mut tx, &d).await?;
     for r in &plan.resources {
@@ -326,6 +328,7 @@ pub async fn update(
         .validate_inputs(&merged)
         .map_err(|v| invalid(input_violations(v)))?;
 
+    crate::engine::tokens::remember(app, actor).await;
     let mut tx = app.store.begin().await?;
     let mut d = locked(&mut tx, actor, id, request.expected).await?;
     let allowed = match request.only_from {

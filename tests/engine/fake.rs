@@ -509,10 +509,31 @@ async fn a_provider_that_needs_the_users_token_gets_one_refreshed_from_the_store
         )
         .await;
     assert_eq!(r.status(), 204);
-    let id = e.submit(json!({})).await;
+    let submitted_with = crate::short_lived_token(&e);
+    let id = e.submit_with(&submitted_with, json!({})).await;
     e.drive_until(&e.engine(), &id, "CREATE_COMPLETE", LIMIT)
         .await;
     assert_eq!(im.created_count(), 1);
+    let seen = im.tokens_seen();
+    assert!(!seen.is_empty(), "IM got a token");
+    assert!(
+        !seen.contains(&submitted_with),
+        "the nearly expired token was not used"
+    );
+}
+
+#[tokio::test]
+async fn the_submitters_own_token_is_used_while_it_is_valid() {
+    let im = FakeIm::start().await;
+    let mut spec = provider("one", 1, im.url());
+    spec.token_auth = true;
+    let e = env(&[spec], false, &[]).await;
+    // No refresh token stored: the token of the submission is all there is.
+    let token = e.app.token(crate::helpers::ALICE);
+    let id = e.submit_with(&token, json!({})).await;
+    e.drive_until(&e.engine(), &id, "CREATE_COMPLETE", LIMIT)
+        .await;
+    assert_eq!(im.tokens_seen(), vec![token]);
 }
 
 #[tokio::test]
@@ -532,7 +553,9 @@ async fn a_refused_refresh_token_fails_the_deployment_asking_the_user_to_log_in_
         .await;
     assert_eq!(r.status(), 204);
     e.app.issuer.revoke_refresh_token(&refresh);
-    let id = e.submit(json!({})).await;
+    let id = e
+        .submit_with(&crate::short_lived_token(&e), json!({}))
+        .await;
     let d = e
         .drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT)
         .await;
@@ -551,7 +574,9 @@ async fn without_a_stored_refresh_token_the_reason_says_how_to_give_one() {
     let mut spec = provider("one", 1, im.url());
     spec.token_auth = true;
     let e = env(&[spec], false, &[]).await;
-    let id = e.submit(json!({})).await;
+    let id = e
+        .submit_with(&crate::short_lived_token(&e), json!({}))
+        .await;
     let d = e
         .drive_until(&e.engine(), &id, "CREATE_FAILED", LIMIT)
         .await;

@@ -99,13 +99,26 @@ impl Env {
 
     /// Submits a deployment of the test template as ALICE.
     pub async fn submit(&self, extra: Value) -> String {
+        self.submit_with(&self.app.token(ALICE), extra).await
+    }
+
+    /// [`Env::submit`] with this bearer token.
+    pub async fn submit_with(&self, token: &str, extra: Value) -> String {
         let template = self.template().await;
         let mut body =
             json!({"template_id": template, "user_group": "users", "template_inputs": {}});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        let r = self.app.post_as(ALICE, "/api/v1/deployments", &body).await;
+        let r = self
+            .app
+            .client
+            .post(self.app.url("/api/v1/deployments"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("submit");
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
         let body: Value = r.json().await.expect("json");
         body["id"].as_str().expect("id").to_string()
@@ -232,4 +245,16 @@ impl Env {
         let sql = format!("UPDATE {table} SET {column} = {column} - {micros} WHERE {key} = ?");
         self.exec(&sql, &[id]).await;
     }
+}
+
+/// A token of alice's that expires within the engine's one-minute margin, so the
+/// engine cannot use it and must refresh.
+pub fn short_lived_token(e: &Env) -> String {
+    e.app.issuer.token(
+        ALICE,
+        &orchestrator::auth::dev_issuer::TokenOptions {
+            lifetime_secs: 30,
+            ..Default::default()
+        },
+    )
 }

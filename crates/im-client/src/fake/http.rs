@@ -149,6 +149,12 @@ async fn begin_as(
             &format!("{prefix}: {NO_CREDENTIALS}"),
         ));
     };
+    if let Some(token) = owner.get("token") {
+        let mut world = lock(world);
+        if world.tokens.last() != Some(token) {
+            world.tokens.push(token.clone());
+        }
+    }
     let cloud_lines = lines.iter().filter(|line| !is_im(line)).count();
     Ok(Call {
         json,

@@ -201,6 +201,12 @@ impl FakeIm {
         self.world().compute_types = types.iter().map(|t| (*t).to_owned()).collect();
     }
 
+    /// The access tokens the IM line carried, in the order they were first seen
+    /// (a token seen again after another one is listed again).
+    pub fn tokens_seen(&self) -> Vec<String> {
+        self.world().tokens.clone()
+    }
+
     /// How many infrastructures were created.
     pub fn created_count(&self) -> usize {
         self.world().created
@@ -241,6 +247,8 @@ struct World {
     compute_types: Vec<String>,
     counts: HashMap<Op, usize>,
     created: usize,
+    /// The IM line's `token` of every authenticated call, in order (no repeats in a row).
+    tokens: Vec<String>,
     /// By id, which sorts in creation order; deleted ones stay, to answer 404 the way
     /// IM does.
     infras: BTreeMap<String, Infra>,
@@ -301,6 +309,7 @@ impl World {
             compute_types: Vec::new(),
             counts: HashMap::new(),
             created: 0,
+            tokens: Vec::new(),
             infras: BTreeMap::new(),
         }
     }
