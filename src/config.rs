@@ -453,7 +453,7 @@ impl Config {
             listen_addr,
             db_url,
             db_max_connections,
-            log_level: s.string("LOG_LEVEL", "info"),
+            log_level: log_level(s)?,
             log_format,
             base_url,
             admin_groups,
@@ -478,6 +478,31 @@ impl Config {
             legacy: legacy_config(s)?,
         })
     }
+}
+
+/// `LOG_LEVEL` in `RUST_LOG` syntax, checked here so that a typo stops the start
+/// instead of silently logging at another level.
+fn log_level(s: &Settings) -> Result<String, ConfigError> {
+    let raw = s.string("LOG_LEVEL", "info");
+    tracing_subscriber::EnvFilter::try_new(&raw)
+        .map_err(|e| ConfigError::new("LOG_LEVEL", format!("not a log filter '{raw}': {e}")))?;
+    // The filter syntax reads a bare word as a target enabled at every level, so a
+    // misspelt level (`debgu`) would parse and switch off all other logs. A bare
+    // directive must therefore be a level; a target is written `target=level`.
+    if let Some(bad) = raw.split(',').find(|d| {
+        !d.is_empty()
+            && !d.contains(['=', '['])
+            && d.parse::<tracing::level_filters::LevelFilter>().is_err()
+    }) {
+        return Err(ConfigError::new(
+            "LOG_LEVEL",
+            format!(
+                "'{bad}' is not a level (trace, debug, info, warn, error, off); \
+                 write a target as '{bad}=debug'"
+            ),
+        ));
+    }
+    Ok(raw)
 }
 
 fn flag(s: &Settings, var: &str) -> Result<bool, ConfigError> {
@@ -924,10 +949,26 @@ mod tests {
             ("IDP_TIMEOUT", "-1"),
             ("TRUSTED_IDP_LIST", "not json"),
             ("DB_MAX_CONNECTIONS", "0"),
+            ("LOG_LEVEL", "loud"),
+            ("LOG_LEVEL", "orchestrator=loud"),
+            ("LOG_LEVEL", "info,[{"),
         ] {
             let err = load(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");
             assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn log_level_accepts_tracing_filters() {
+        for value in [
+            "debug",
+            "WARN",
+            "orchestrator=debug,info",
+            "3,tower_http=trace",
+        ] {
+            let config = load(&[("LOG_LEVEL", value)]).unwrap();
+            assert_eq!(config.log_level, value.trim());
         }
     }
 

@@ -1,6 +1,7 @@
 //! `orchestrator dev`, run as the built binary: it prints tokens that work against the
 //! API it serves, keeps them (and every other secret) out of its logs, and refuses
-//! to listen anywhere but on loopback.
+//! to listen anywhere but on loopback. `orchestrator serve` with no configuration
+//! runs on an embedded database file, and an unreachable `DB_URL` stops it at start.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -236,4 +237,65 @@ fn orchestrator_dev_refuses_to_listen_beyond_loopback() {
             "no token is printed"
         );
     }
+}
+
+#[tokio::test]
+async fn orchestrator_serve_with_no_configuration_is_healthy_on_an_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut serve = start(orchestrator(
+        dir.path(),
+        &["serve", "--listen", &listen],
+        &[],
+    ));
+    let url = format!("http://{listen}/api/v1/health");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let response = loop {
+        if let Ok(response) = client.get(&url).send().await {
+            break response;
+        }
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            panic!(
+                "serve exited with {status} before answering; stderr {}",
+                serve.stderr.lock().unwrap()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on {url} within 60 s; stderr {}",
+            serve.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["db_connection"], "healthy", "{body}");
+    assert!(
+        dir.path().join("orchestrator.db").is_file(),
+        "the embedded database is a file in the working directory"
+    );
+    serve.child.kill().unwrap();
+    assert!(exit_status(&mut serve, Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn orchestrator_serve_with_an_unreachable_db_url_exits_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut serve = start(orchestrator(
+        dir.path(),
+        &["serve", "--listen", &listen],
+        &[("DB_URL", "postgres://127.0.0.1:1/x")],
+    ));
+    let status = exit_status(&mut serve, Duration::from_secs(15))
+        .expect("serve still runs 15 s after failing to reach its database");
+    assert!(!status.success(), "{status}");
+    // Let the reader thread collect what was written before the exit.
+    std::thread::sleep(Duration::from_millis(200));
+    let stderr = serve.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("DB_URL"), "{stderr}");
 }

@@ -259,6 +259,30 @@ mod deployments_and_jobs {
             assert_eq!(total, 3);
         }
 
+        async fn log_lines_and_im_logs_of_several_megabytes_are_stored_verbatim(db: &TestDb) {
+            use orchestrator::store::logs;
+            let store = db.store().await;
+            let (owner, t) = seed(&store).await;
+            let d = deployment(owner.id, t.id, DeploymentStatus::CreateInProgress);
+            let line = format!("ansible output àèì ✓\n{}\n\tend", "y".repeat(5 * 1024 * 1024));
+            let im = format!("contextualisation ✓\r\n{}\n'quoted' \"too\"", "z".repeat(6 * 1024 * 1024));
+            let mut tx = store.begin().await.unwrap();
+            deployments::insert(&mut tx, &d).await.unwrap();
+            logs::append(&mut tx, d.id, "engine", "before").await.unwrap();
+            logs::append(&mut tx, d.id, "im", &line).await.unwrap();
+            deployments::set_im_logs(&mut tx, d.id, Some(&im)).await.unwrap();
+            tx.commit().await.unwrap();
+
+            let mut conn = store.conn().await.unwrap();
+            let back = logs::lines(&mut conn, d.id).await.unwrap();
+            let big = back.iter().find(|l| l.source == "im").expect("the big line");
+            assert_eq!(big.message.len(), line.len());
+            assert!(big.message == line, "the log line changed on the way");
+            let back = deployments::im_logs(&mut conn, d.id).await.unwrap().expect("im_logs");
+            assert_eq!(back.len(), im.len());
+            assert!(back == im, "im_logs changed on the way");
+        }
+
         async fn the_owner_copies_follow_status_and_owner_changes(db: &TestDb) {
             let store = db.store().await;
             let (owner, t) = seed(&store).await;
