@@ -8,6 +8,19 @@
 //! - `cached token, embedded policy evaluated`: a new path or method for a known
 //!   token, the Rego policy evaluated in-process by regorus;
 //! - `cached token only`: authentication alone.
+//!
+//! Measured on the 2-core development machine (criterion medians, release build,
+//! 2026-12-07):
+//!
+//! | | before | after (engine clones reused) |
+//! |---|---|---|
+//! | cached token, cached decision | 2.01 µs | 1.91 µs |
+//! | cached token, embedded policy evaluated | 182 µs | 116 µs |
+//! | cached token only | 0.84 µs | 0.78 µs |
+//!
+//! The target is met for a cached token with a cached decision (the decision cache
+//! keeps each input's answer for 30 s). A request whose path the token has not
+//! used before pays one regorus evaluation (two rules), which stays above 50 µs.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,10 @@ use super::{Authorizer, Decision, PolicyError, PolicyInput};
 /// A compiled policy with its data; cloned per evaluation (cheap: shared internals).
 pub struct EmbeddedPolicy {
     engine: regorus::Engine,
+    /// Engines ready for another evaluation: cloning the compiled policy costs more
+    /// than evaluating it, so each clone is kept and reused (one per concurrent
+    /// evaluation at most).
+    idle: std::sync::Mutex<Vec<regorus::Engine>>,
 }
 
 impl EmbeddedPolicy {
@@ -24,7 +28,10 @@ impl EmbeddedPolicy {
             )
             .map_err(|e| anyhow::anyhow!("policy data: {e}"))?;
         // Evaluate once so that a policy without the expected rules fails at start.
-        let probe = Self { engine };
+        let probe = Self {
+            engine,
+            idle: std::sync::Mutex::new(Vec::new()),
+        };
         probe
             .evaluate(&PolicyInput {
                 user_info: Default::default(),
@@ -37,7 +44,22 @@ impl EmbeddedPolicy {
     }
 
     fn evaluate(&self, input: &PolicyInput) -> Result<Decision, PolicyError> {
-        let mut engine = self.engine.clone();
+        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut engine = reused.unwrap_or_else(|| self.engine.clone());
+        let decision = Self::evaluate_with(&mut engine, input);
+        if decision.is_ok() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(engine);
+        }
+        decision
+    }
+
+    fn evaluate_with(
+        engine: &mut regorus::Engine,
+        input: &PolicyInput,
+    ) -> Result<Decision, PolicyError> {
         let input = regorus::Value::from_json_str(
             &serde_json::to_string(input).map_err(|e| PolicyError::Evaluation(e.to_string()))?,
         )
