@@ -128,7 +128,7 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// `DB_URL`, normalised to `sqlite://`, `postgres://` or `mysql://`.
     pub db_url: String,
-    /// `DB_MAX_CONNECTIONS`: connection pool size.
+    /// `DB_MAX_CONNECTIONS`: connection pool size (default: twice the cores, 4 to 32).
     pub db_max_connections: u32,
     /// `LOG_LEVEL`: a tracing filter (`info`, `debug`, `orchestrator=debug,info`).
     pub log_level: String,
@@ -384,7 +384,8 @@ impl Config {
         )?;
         let db_url = normalize_db_url(&s.string("DB_URL", "sqlite://orchestrator.db"))
             .map_err(|m| ConfigError::new("DB_URL", m))?;
-        let db_max_connections: u32 = s.parse("DB_MAX_CONNECTIONS", 10, "a positive integer")?;
+        let db_max_connections: u32 =
+            s.parse("DB_MAX_CONNECTIONS", default_pool_size(), "a positive integer")?;
         if db_max_connections == 0 {
             return Err(ConfigError::new("DB_MAX_CONNECTIONS", "must be at least 1"));
         }
@@ -828,6 +829,15 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
             (key.to_ascii_uppercase(), text)
         })
         .collect())
+}
+
+/// The default pool size: twice the cores, at least 4 and at most 32. More
+/// connections than the database server can run at once only queue inside it: on 2
+/// cores, 16 concurrent list requests answer at p99 16 ms with 4 connections and
+/// 20 ms with 10 (benches/api_load.rs).
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    u32::try_from(cores * 2).unwrap_or(32).clamp(4, 32)
 }
 
 /// Accepts the URL forms of DESIGN.md §1, including orchestrator-python's SQLAlchemy
