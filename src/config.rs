@@ -384,8 +384,11 @@ impl Config {
         )?;
         let db_url = normalize_db_url(&s.string("DB_URL", "sqlite://orchestrator.db"))
             .map_err(|m| ConfigError::new("DB_URL", m))?;
-        let db_max_connections: u32 =
-            s.parse("DB_MAX_CONNECTIONS", default_pool_size(), "a positive integer")?;
+        let db_max_connections: u32 = s.parse(
+            "DB_MAX_CONNECTIONS",
+            default_pool_size(),
+            "a positive integer",
+        )?;
         if db_max_connections == 0 {
             return Err(ConfigError::new("DB_MAX_CONNECTIONS", "must be at least 1"));
         }

@@ -328,9 +328,17 @@ pub async fn update(
         .validate_inputs(&merged)
         .map_err(|v| invalid(input_violations(v)))?;
 
+    let (base_inputs, base_template) = (d.template_inputs, d.template_id);
     crate::engine::tokens::remember(app, actor).await;
     let mut tx = app.store.begin().await?;
     let mut d = locked(&mut tx, actor, id, request.expected).await?;
+    // The merge and validation above started from what was read before the lock:
+    // another update that landed in between would otherwise be silently undone.
+    if d.template_inputs != base_inputs || d.template_id != base_template {
+        return Err(Error::Conflict(format!(
+            "deployment '{id}' was updated while this update was being prepared; read it again and retry"
+        )));
+    }
     let allowed = match request.only_from {
         Some(statuses) => statuses.contains(&d.status),
         None => d.status.allows_redeploy(),
