@@ -62,9 +62,11 @@ pub async fn push_with_id(
     Ok(())
 }
 
-/// The oldest unpublished messages due for an attempt. A message waits while an
-/// older unpublished message with the same key is backing off, so the messages of
-/// one deployment are published in the order they were written.
+/// The oldest unpublished messages due for an attempt, at most one per key: a
+/// message waits until every older message with the same key is published, so the
+/// messages of one deployment reach the broker in the order they were written even
+/// when one of a batch fails and the others succeed. (The relay runs its next round
+/// at once after a delivery, so a deployment's queued messages still go out quickly.)
 pub async fn pending(
     conn: &mut Conn,
     now: Timestamp,
@@ -76,12 +78,11 @@ pub async fn pending(
             "SELECT o.seq, o.id, o.topic, o.message_key, o.payload, o.created_at, o.attempts FROM outbox o \
              WHERE o.published_at IS NULL AND o.next_attempt_at <= ? \
              AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.message_key = o.message_key AND e.seq < o.seq \
-                             AND e.published_at IS NULL AND e.next_attempt_at > ?) \
+                             AND e.published_at IS NULL) \
              ORDER BY o.seq LIMIT {limit}"
         ),
     );
     let rows: Vec<(i64, String, String, String, Text, i64, i64)> = sqlx::query_as(&q)
-        .bind(now.as_micros())
         .bind(now.as_micros())
         .fetch_all(&mut *conn)
         .await?;

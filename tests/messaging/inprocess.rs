@@ -96,7 +96,8 @@ async fn a_failed_publication_stays_in_the_outbox_and_is_retried_after_a_backoff
     let a = outbox::push(&mut tx, "create-deployment", "d1", &json!({"n": 1}))
         .await
         .unwrap();
-    let b = outbox::push(&mut tx, "delete-deployment", "d1", &json!({"n": 2}))
+    // Another deployment's: a message waits for the older ones of its own key.
+    let b = outbox::push(&mut tx, "delete-deployment", "d2", &json!({"n": 2}))
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -1,4 +1,4 @@
-//! The outbox's SQL on every backend: order per key while a message backs off, the
+//! The outbox's SQL on every backend: one message per key at a time, in order, the
 //! relay lease, consumed-message ids.
 
 use orchestrator::domain::Timestamp;
@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::on_each_backend;
 
 on_each_backend! {
-    async fn a_backing_off_message_holds_back_its_key_only(db: &TestDb) {
+    async fn a_key_sends_one_message_at_a_time_and_a_backing_off_one_holds_back_its_key_only(db: &TestDb) {
         let store = db.store().await;
         let mut tx = store.begin().await.unwrap();
         let a = outbox::push(&mut tx, "create-deployment", "k1", &json!({"n": 1})).await.unwrap();
@@ -18,22 +18,25 @@ on_each_backend! {
 
         let mut conn = store.conn().await.unwrap();
         let now = Timestamp::now();
+        // One message per key: B, of the same deployment as A, waits for A.
         let due = outbox::pending(&mut conn, now, 10).await.unwrap();
-        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, b, c]);
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, c]);
 
-        // A failed and backs off: B, of the same deployment, waits behind it; C does not.
+        // A failed and backs off: B still waits behind it; C does not.
         let later = now.plus_micros(60_000_000);
         outbox::mark_failed(&mut conn, due[0].seq, "broker away", later).await.unwrap();
         let due = outbox::pending(&mut conn, Timestamp::now(), 10).await.unwrap();
         assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [c]);
 
-        // Its time come, A goes first again, with its attempt counted.
+        // Its time come, A goes first again, with its attempt counted; then B.
         let due = outbox::pending(&mut conn, later.plus_micros(1), 10).await.unwrap();
-        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, b, c]);
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [a, c]);
         assert_eq!(due[0].attempts, 1);
-
-        outbox::mark_published(&mut conn, &[due[0].seq, due[1].seq]).await.unwrap();
-        outbox::delete(&mut conn, &[due[2].seq]).await.unwrap();
+        outbox::mark_published(&mut conn, &[due[0].seq]).await.unwrap();
+        outbox::delete(&mut conn, &[due[1].seq]).await.unwrap();
+        let due = outbox::pending(&mut conn, later.plus_micros(1), 10).await.unwrap();
+        assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [b]);
+        outbox::mark_published(&mut conn, &[due[0].seq]).await.unwrap();
         assert_eq!(outbox::unpublished(&mut conn).await.unwrap(), 0);
         let (_, published) = outbox::get(&mut conn, a).await.unwrap().unwrap();
         assert!(published.is_some());
