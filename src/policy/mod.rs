@@ -123,25 +123,54 @@ pub struct CachedAuthorizer {
     inner: Arc<dyn Authorizer>,
     /// Keyed by the input's JSON text: claims, path, method and body flag.
     cache: moka::sync::Cache<String, Decision>,
+    /// Whether ids in the path may be left out of the key (see [`ids_out`]).
+    ids_out_of_key: bool,
 }
 
 impl CachedAuthorizer {
-    /// Caches `inner`'s decisions for `ttl`.
-    pub fn new(inner: Arc<dyn Authorizer>, ttl: Duration) -> Self {
+    /// Caches `inner`'s decisions for `ttl`. With `ids_out_of_key`, requests that
+    /// differ only by the ids in their path share one decision: right only when the
+    /// policy cannot tell ids apart (the shipped policy and its default data, whose
+    /// rules match path prefixes).
+    pub fn new(inner: Arc<dyn Authorizer>, ttl: Duration, ids_out_of_key: bool) -> Self {
         Self {
             inner,
             cache: moka::sync::Cache::builder()
                 .max_capacity(50_000)
                 .time_to_live(ttl)
                 .build(),
+            ids_out_of_key,
         }
     }
+}
+
+/// `path` with every segment that is a UUID (the ids of users, templates,
+/// deployments and resources) written `{id}`.
+fn ids_out(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if uuid::Uuid::try_parse(segment).is_ok() {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[async_trait]
 impl Authorizer for CachedAuthorizer {
     async fn decide(&self, input: &PolicyInput) -> Result<Decision, PolicyError> {
-        let key = serde_json::to_string(input).unwrap_or_default();
+        let key = if self.ids_out_of_key {
+            let keyed = PolicyInput {
+                path: ids_out(&input.path),
+                ..input.clone()
+            };
+            serde_json::to_string(&keyed).unwrap_or_default()
+        } else {
+            serde_json::to_string(input).unwrap_or_default()
+        };
         if let Some(decision) = self.cache.get(&key) {
             return Ok(decision);
         }
@@ -167,8 +196,80 @@ pub fn build(config: &Config) -> anyhow::Result<Arc<dyn Authorizer>> {
             config.opa_timeout,
         )),
     };
+    // The shipped policy with its default data matches path prefixes only
+    // (`/api/v1/**`, the legacy prefix): ids in the path never change its answer.
+    // OPA may run any policy, so its decisions stay keyed by the whole path.
+    let ids_out_of_key = matches!(config.authz_mode, AuthzMode::Embedded)
+        && config.policy_file.is_none()
+        && config.policy_data_file.is_none();
     Ok(Arc::new(CachedAuthorizer::new(
         inner,
         Duration::from_secs(30),
+        ids_out_of_key,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl Authorizer for Counting {
+        async fn decide(&self, _: &PolicyInput) -> Result<Decision, PolicyError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Decision {
+                allow: true,
+                is_admin: false,
+            })
+        }
+
+        async fn probe(&self) -> Option<bool> {
+            None
+        }
+    }
+
+    fn input(path: &str) -> PolicyInput {
+        PolicyInput {
+            user_info: Map::new(),
+            path: path.into(),
+            method: "GET".into(),
+            has_body: false,
+        }
+    }
+
+    #[test]
+    fn ids_are_taken_out_of_paths_and_nothing_else() {
+        assert_eq!(
+            ids_out("/api/v1/deployments/5f0c2d3e-0a4b-4c1d-9e8f-0123456789ab/resources/"),
+            "/api/v1/deployments/{id}/resources/"
+        );
+        assert_eq!(ids_out("/api/v1/users/me"), "/api/v1/users/me");
+        assert_eq!(
+            ids_out("/api/v1/deployments/not-a-uuid"),
+            "/api/v1/deployments/not-a-uuid"
+        );
+    }
+
+    #[tokio::test]
+    async fn paths_that_differ_by_ids_share_a_decision_only_when_allowed() {
+        let a = "/api/v1/deployments/5f0c2d3e-0a4b-4c1d-9e8f-0123456789ab";
+        let b = "/api/v1/deployments/6e1d3e4f-1b5c-4d2e-8f90-123456789abc";
+        for (ids_out_of_key, evaluations) in [(true, 2), (false, 3)] {
+            let inner = Arc::new(Counting(AtomicUsize::new(0)));
+            let cached =
+                CachedAuthorizer::new(inner.clone(), Duration::from_secs(30), ids_out_of_key);
+            for path in [a, b, a, "/api/v1/templates"] {
+                cached.decide(&input(path)).await.unwrap();
+            }
+            assert_eq!(
+                inner.0.load(Ordering::SeqCst),
+                evaluations,
+                "ids_out_of_key = {ids_out_of_key}"
+            );
+        }
+    }
 }
