@@ -7,6 +7,7 @@
 //! us but patience. A delivery report arrives for every message within
 //! `KAFKA_MESSAGE_TIMEOUT`, success or failure, so the relay never waits for ever.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -107,7 +108,15 @@ pub struct KafkaProducer {
     producer: Arc<RwLock<FutureProducer<KafkaLog>>>,
     topics: KafkaTopics,
     config: KafkaConfig,
+    /// Rounds in a row in which every message failed.
+    failed_rounds: Arc<AtomicU32>,
 }
+
+/// After this many rounds in a row in which every message failed, the producer is
+/// replaced: an idempotent producer whose broker died with messages in flight and
+/// came back without their state can time out every later message without ever
+/// reporting a fatal error (seen with tansu restarted on memory storage).
+const STUCK_ROUNDS: u32 = 3;
 
 fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer<KafkaLog>, MessagingError> {
     let timeout_ms = kafka.message_timeout.as_millis().max(1).to_string();
@@ -128,6 +137,7 @@ impl KafkaProducer {
             producer: Arc::new(RwLock::new(create_producer(kafka)?)),
             topics: kafka.topics.clone(),
             config: kafka.clone(),
+            failed_rounds: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -138,19 +148,29 @@ impl KafkaProducer {
         }
     }
 
-    /// Replaces a producer that hit a fatal error; later messages go through the
-    /// new one.
+    /// Replaces a producer that hit a fatal error, or that failed every message for
+    /// [`STUCK_ROUNDS`] rounds in a row; later messages go through the new one.
     fn recover(&self) {
         let current = self.current();
-        let Some((code, reason)) = current.client().fatal_error() else {
-            return;
+        let why = match current.client().fatal_error() {
+            Some((code, reason)) => format!("a fatal error ({code}: {reason})"),
+            None if self.failed_rounds.load(Ordering::SeqCst) >= STUCK_ROUNDS => {
+                format!("every message failed {STUCK_ROUNDS} rounds in a row")
+            }
+            None => return,
         };
-        tracing::error!(kafka.error = %code, reason = %reason, "the Kafka producer hit a fatal error; creating a new one");
+        drop(current);
+        tracing::warn!(reason = %why, "replacing the Kafka producer");
         match create_producer(&self.config) {
-            Ok(fresh) => match self.producer.write() {
-                Ok(mut p) => *p = fresh,
-                Err(poisoned) => *poisoned.into_inner() = fresh,
-            },
+            Ok(fresh) => {
+                let old = match self.producer.write() {
+                    Ok(mut p) => std::mem::replace(&mut *p, fresh),
+                    Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
+                };
+                self.failed_rounds.store(0, Ordering::SeqCst);
+                // Dropping a producer waits for its queue: not on an async worker.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
             Err(err) => tracing::error!(error = %err, "cannot create a new Kafka producer"),
         }
     }
@@ -235,7 +255,7 @@ impl Publisher for KafkaProducer {
                 Err((err, _)) => Err(err.to_string()),
             });
         }
-        let mut results = Vec::with_capacity(batch.len());
+        let mut results: Vec<Result<(), String>> = Vec::with_capacity(batch.len());
         for queued in pending {
             results.push(match queued {
                 Err(err) => Err(err),
@@ -245,6 +265,11 @@ impl Publisher for KafkaProducer {
                     Err(_) => Err("the producer dropped the message".to_string()),
                 },
             });
+        }
+        if !results.is_empty() && results.iter().all(Result::is_err) {
+            self.failed_rounds.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.failed_rounds.store(0, Ordering::SeqCst);
         }
         results
     }

@@ -58,6 +58,12 @@ pub(crate) async fn topics(bootstrap: &str) -> Topics {
         status: format!("{p}-status"),
         logs: format!("{p}-logs"),
     };
+    create_topics(bootstrap, &t).await;
+    t
+}
+
+/// Creates the topics of `t` on the broker at `bootstrap`.
+async fn create_topics(bootstrap: &str, t: &Topics) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -74,7 +80,6 @@ pub(crate) async fn topics(bootstrap: &str) -> Topics {
     for r in results {
         r.expect("topic created");
     }
-    t
 }
 
 /// App options for Kafka on `bootstrap` with these topics and a fresh group.
@@ -520,4 +525,110 @@ async fn health_reports_the_kafka_connection() {
     let app = spawn_app_with(AppOptions::default()).await.unwrap();
     let body: Value = app.get("/api/v1/health").await.json().await.unwrap();
     assert!(body.get("kafka_connection").is_none(), "{body}");
+}
+
+/// A broker of this test's own (tansu, memory storage) on `addr`, killed on drop.
+struct OwnBroker(tokio::process::Child);
+
+impl OwnBroker {
+    /// Starts tansu on `addr` and waits until it listens (retrying while the port of
+    /// a broker killed a moment ago is still held).
+    async fn start(bin: &str, addr: &str) -> OwnBroker {
+        let start = Instant::now();
+        loop {
+            let url = format!("tcp://{addr}");
+            let mut child = tokio::process::Command::new(bin)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("tansu starts");
+            while start.elapsed() < Duration::from_secs(30) {
+                if TcpStream::connect(addr).await.is_ok() {
+                    return OwnBroker(child);
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "tansu does not listen on {addr}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.0.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn a_broker_that_dies_under_a_connected_relay_gets_the_messages_once_when_back() {
+    let (Some(_), Some(bin)) = (broker(), service_var("TANSU_BIN")) else {
+        return;
+    };
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let first_broker = OwnBroker::start(&bin, &addr).await;
+    let t = topics(&addr).await;
+    let app = spawn_app_with(
+        kafka_options(&addr, &t)
+            .var("KAFKA_MESSAGE_TIMEOUT", "5")
+            .var("ENGINE", "external"),
+    )
+    .await
+    .unwrap();
+    let tpl = template(&app).await;
+    submit(&app, &tpl).await;
+    // The relay is connected and has published.
+    wait_until_published(&app, Duration::from_secs(30)).await;
+    let failures_before = Stats::get(&app.state.messaging.stats().publish_failures);
+
+    first_broker.stop().await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(submit(&app, &tpl).await);
+    }
+    let start = Instant::now();
+    while Stats::get(&app.state.messaging.stats().publish_failures) < failures_before + 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no failed publication"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(unpublished(&app).await, 2, "the rows are kept");
+
+    // Back on the same address, empty (memory storage): the producer meets a broker
+    // that knows nothing of its idempotence state, and must recover on its own.
+    let _second_broker = OwnBroker::start(&bin, &addr).await;
+    create_topics(&addr, &t).await;
+    wait_until_published(&app, Duration::from_secs(60)).await;
+    let messages = read_topic(
+        &addr,
+        &t.create,
+        2,
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+    )
+    .await;
+    let keys: Vec<String> = messages.iter().map(key_of).collect();
+    assert_eq!(keys.len(), 2, "each message once: {keys:?}");
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>(),
+        ids.iter().collect::<HashSet<_>>()
+    );
 }
