@@ -69,14 +69,23 @@ async fn a_failing_callback_is_retried_and_then_abandoned() {
     app.set_status(&id, DeploymentStatus::CreateComplete).await;
     let posted = sink.wait_for(|b| b["uuid"] == id.as_str()).await;
     assert_eq!(posted["status"], "CREATE_COMPLETE");
-    let mut conn = app.state.store.conn().await.unwrap();
-    let (_, attempts, finished, _) =
-        orchestrator::store::callbacks::state_of(&mut conn, id.parse().unwrap())
+    // The sink answered before the notifier recorded it: wait for the record.
+    let start = std::time::Instant::now();
+    loop {
+        let mut conn = app.state.store.conn().await.unwrap();
+        let state = orchestrator::store::callbacks::state_of(&mut conn, id.parse().unwrap())
             .await
-            .unwrap()
-            .expect("an announcement row");
-    assert_eq!((attempts, finished), (2, true));
-    drop(conn);
+            .unwrap();
+        if let Some((_, attempts, true, _)) = state {
+            assert_eq!(attempts, 2);
+            break;
+        }
+        assert!(
+            start.elapsed() < crate::LIMIT,
+            "not recorded as delivered: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 
     // A receiver that never answers well: given up after 3 attempts.
     let (app, _dir) = app_with(
