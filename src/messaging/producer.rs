@@ -110,13 +110,20 @@ pub struct KafkaProducer {
     config: KafkaConfig,
     /// Rounds in a row in which every message failed.
     failed_rounds: Arc<AtomicU32>,
+    /// When the current producer was made.
+    born: Arc<std::sync::Mutex<std::time::Instant>>,
 }
 
 /// After this many rounds in a row in which every message failed, the producer is
 /// replaced: an idempotent producer whose broker died with messages in flight and
 /// came back without their state can time out every later message without ever
-/// reporting a fatal error (seen with tansu restarted on memory storage).
+/// reporting a fatal error (seen with tansu restarted on memory storage). A producer
+/// is given at least [`MIN_AGE`] (or three message timeouts) to connect first, so a
+/// slow start is not mistaken for a stuck producer.
 const STUCK_ROUNDS: u32 = 3;
+
+/// See [`STUCK_ROUNDS`].
+const MIN_AGE: Duration = Duration::from_secs(10);
 
 fn create_producer(kafka: &KafkaConfig) -> Result<FutureProducer<KafkaLog>, MessagingError> {
     let timeout_ms = kafka.message_timeout.as_millis().max(1).to_string();
@@ -138,6 +145,7 @@ impl KafkaProducer {
             topics: kafka.topics.clone(),
             config: kafka.clone(),
             failed_rounds: Arc::new(AtomicU32::new(0)),
+            born: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
         })
     }
 
@@ -148,13 +156,23 @@ impl KafkaProducer {
         }
     }
 
+    /// How long the current producer has existed.
+    fn age(&self) -> Duration {
+        self.born
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
     /// Replaces a producer that hit a fatal error, or that failed every message for
     /// [`STUCK_ROUNDS`] rounds in a row; later messages go through the new one.
     fn recover(&self) {
         let current = self.current();
         let why = match current.client().fatal_error() {
             Some((code, reason)) => format!("a fatal error ({code}: {reason})"),
-            None if self.failed_rounds.load(Ordering::SeqCst) >= STUCK_ROUNDS => {
+            None if self.failed_rounds.load(Ordering::SeqCst) >= STUCK_ROUNDS
+                && self.age() >= MIN_AGE.max(self.config.message_timeout * 3) =>
+            {
                 format!("every message failed {STUCK_ROUNDS} rounds in a row")
             }
             None => return,
@@ -168,6 +186,7 @@ impl KafkaProducer {
                     Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), fresh),
                 };
                 self.failed_rounds.store(0, Ordering::SeqCst);
+                *self.born.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
                 // Dropping a producer waits for its queue: not on an async worker.
                 tokio::task::spawn_blocking(move || drop(old));
             }
