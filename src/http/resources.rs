@@ -16,10 +16,9 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{path_uuid, IfMatch, QueryPairs, RequestUrl};
 use super::list::{parse_query, Page};
 use super::AppState;
-use crate::domain::list::{Condition, Value as FilterValue};
 use crate::domain::{Deployment, Resource, ResourceStatus, Timestamp};
 use crate::service::resources::{self as service, Action};
-use crate::service::{submit, Actor};
+use crate::service::Actor;
 use crate::store::resources::LIST;
 
 /// A resource as shown by the API.
@@ -126,21 +125,7 @@ pub async fn list_resources(
     let actor = principal.actor();
     let mut query = parse_query(&pairs, &LIST, Some(&principal.id_text()))?;
     if let Some(wanted) = query.extra("type").map(str::to_string) {
-        let d = crate::service::deployments::get(&app, &actor, id).await?;
-        let mut conn = app.store.conn().await?;
-        let mut types: Vec<String> = crate::store::resources::all_of(&mut conn, id)
-            .await?
-            .into_iter()
-            .map(|r| r.tosca_node_type)
-            .collect();
-        drop(conn);
-        types.sort();
-        types.dedup();
-        let matching = submit::types_derived_from(&app, d.template_id, &wanted, &types).await?;
-        query.push(Condition::In {
-            column: "r.tosca_node_type",
-            values: matching.into_iter().map(FilterValue::Text).collect(),
-        });
+        query.push(service::type_condition(&app, &actor, id, &wanted).await?);
     }
     let (d, items, total) = service::list(&app, &actor, id, &query).await?;
     let owner = owns(&actor, &d);

@@ -15,7 +15,7 @@ use crate::domain::{Resource, ResourceStatus};
 use crate::http::extract::{QueryPairs, RequestUrl};
 use crate::http::AppState;
 use crate::service::resources::{self as service, Action};
-use crate::service::{deployments, submit, templates};
+use crate::service::templates;
 use crate::store::resources::LIST;
 
 const SORTABLE: &[(&str, &str)] = &[
@@ -56,21 +56,7 @@ pub async fn list_resources(
         values: live_statuses(),
     });
     if let Some(wanted) = pairs.get("type").map(str::trim).filter(|t| !t.is_empty()) {
-        let d = deployments::get(&app, &actor, id).await?;
-        let mut conn = app.store.conn().await?;
-        let mut types: Vec<String> = crate::store::resources::all_of(&mut conn, id)
-            .await?
-            .into_iter()
-            .map(|r| r.tosca_node_type)
-            .collect();
-        drop(conn);
-        types.sort();
-        types.dedup();
-        let matching = submit::types_derived_from(&app, d.template_id, wanted, &types).await?;
-        query.push(Condition::In {
-            column: "r.tosca_node_type",
-            values: matching.into_iter().map(FilterValue::Text).collect(),
-        });
+        query.push(service::type_condition(&app, &actor, id, wanted).await?);
     }
     let (_, items, total) = service::list(&app, &actor, id, &query).await?;
     let root = Root::of(&url, &app.config);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::deployments::{get as get_deployment, locked, log};
 use super::templates::model_by_id;
 use super::{Actor, Error, Result};
-use crate::domain::list::ListQuery;
+use crate::domain::list::{Condition, ListQuery, Value as FilterValue};
 use crate::domain::{
     Deployment, DeploymentStatus, Job, JobKind, Resource, ResourceStatus, Timestamp,
 };
@@ -61,6 +61,31 @@ pub async fn list(
     let mut conn = app.store.conn().await?;
     let (items, total) = resources::list(&mut conn, deployment, query).await?;
     Ok((d, items, total))
+}
+
+/// The list condition of the `type` filter: resources whose node type is `wanted`
+/// or derived from it, by the deployment's template.
+pub async fn type_condition(
+    app: &AppState,
+    actor: &Actor,
+    deployment: Uuid,
+    wanted: &str,
+) -> Result<Condition> {
+    let d = get_deployment(app, actor, deployment).await?;
+    let mut conn = app.store.conn().await?;
+    let mut types: Vec<String> = resources::all_of(&mut conn, deployment)
+        .await?
+        .into_iter()
+        .map(|r| r.tosca_node_type)
+        .collect();
+    drop(conn);
+    types.sort();
+    types.dedup();
+    let matching = super::submit::types_derived_from(app, d.template_id, wanted, &types).await?;
+    Ok(Condition::In {
+        column: "r.tosca_node_type",
+        values: matching.into_iter().map(FilterValue::Text).collect(),
+    })
 }
 
 /// A resource of a visible deployment.
